@@ -1,0 +1,109 @@
+"""The exceptions a run can end with; each carries the exit code the command line returns for it."""
+
+from __future__ import annotations
+
+
+class SidecarError(Exception):
+    """Base of every failure a user can cause or meet; ``exit_code`` is what the process returns."""
+
+    exit_code = 70
+    title = "internal error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}: {self.hint}" if self.hint else self.message
+
+
+class MigrationFailed(SidecarError):
+    """A revision raised while it was applied; earlier revisions stay applied where the database allows."""
+
+    exit_code = 1
+    title = "migration failed"
+
+
+class ConfigurationError(SidecarError):
+    """The settings are unusable: bad URL, unknown driver, missing versions directory, bad number, unreadable file."""
+
+    exit_code = 2
+    title = "configuration error"
+
+
+class DatabaseUnreachable(SidecarError):
+    """No login succeeded before ``MIGRATE_WAIT_TIMEOUT`` ran out."""
+
+    exit_code = 3
+    title = "database not reachable in time"
+
+
+class LockTimeout(SidecarError):
+    """Another migrator held the migration lock for longer than ``MIGRATE_LOCK_TIMEOUT``."""
+
+    exit_code = 4
+    title = "lock not acquired in time"
+
+
+class AccessDenied(SidecarError):
+    """The server refused the login or a privilege (wrong password, unknown user or database, missing grant)."""
+
+    exit_code = 5
+    title = "authentication or permission failure"
+
+
+class UnknownDatabaseRevision(SidecarError):
+    """The database carries a revision the versions directory does not know (it is ahead of this image)."""
+
+    exit_code = 6
+    title = "unknown database revision"
+
+
+class RevisionError(SidecarError):
+    """The revision files are unusable: syntax or import error, several heads, unknown target, broken graph."""
+
+    exit_code = 7
+    title = "revision graph error"
+
+
+class PendingRevisions(SidecarError):
+    """``check`` found revisions that are not applied yet."""
+
+    exit_code = 8
+    title = "pending revisions"
+
+
+class Interrupted(SidecarError):
+    """SIGTERM or SIGINT arrived; the current transaction was rolled back and the lock released."""
+
+    title = "interrupted"
+
+    def __init__(self, signal_name: str, exit_code: int, message: str) -> None:
+        super().__init__(message)
+        self.signal_name = signal_name
+        self.exit_code = exit_code
+
+
+#: Every documented exit code, in README order: (code, title, what to do).
+EXIT_CODES: list[tuple[int, str, str]] = [
+    (0, "success", "the database is at the target (also when it already was), or the command did its job"),
+    (MigrationFailed.exit_code, MigrationFailed.title,
+     "a revision raised; read the error, fix the revision, rerun (applied revisions stay recorded)"),
+    (ConfigurationError.exit_code, ConfigurationError.title,
+     "a setting, flag or file is wrong; the message names it; retrying will not help"),
+    (DatabaseUnreachable.exit_code, DatabaseUnreachable.title,
+     "no login within MIGRATE_WAIT_TIMEOUT; check host, port, network; retrying later may help"),
+    (LockTimeout.exit_code, LockTimeout.title,
+     "another migrator held the lock past MIGRATE_LOCK_TIMEOUT; retrying later may help"),
+    (AccessDenied.exit_code, AccessDenied.title,
+     "wrong password, unknown user or database, or a missing grant; retrying will not help"),
+    (UnknownDatabaseRevision.exit_code, UnknownDatabaseRevision.title,
+     "the database is ahead of these revisions; deploy the newer image or set MIGRATE_ON_UNKNOWN_REVISION=ignore"),
+    (RevisionError.exit_code, RevisionError.title,
+     "a revision file does not load, there are several heads, or the target is unknown; fix the revision files"),
+    (PendingRevisions.exit_code, PendingRevisions.title, "`check` only: revisions are waiting to be applied"),
+    (SidecarError.exit_code, SidecarError.title, "a bug in alembic-sidecar; please report it with the log"),
+    (130, "interrupted by SIGINT", "the current transaction was rolled back and the lock released"),
+    (143, "interrupted by SIGTERM", "the current transaction was rolled back and the lock released"),
+]
