@@ -1,0 +1,756 @@
+"""Benchmark `alembic-sidecar upgrade` against plain `alembic upgrade head` from an `alembic init -t async` project.
+
+Both tools run as subprocesses, side by side in one run, against the same database server and the same generated
+revision files:
+
+1. apply N trivial revisions (default 500) to a fresh database;
+2. a no-op run when the database is already at head with M revisions present (default 1000);
+3. peak memory (max RSS of the child, from ``os.wait4``) of that no-op run;
+4. detection (sidecar only, PostgreSQL): the time from a database that was down accepting a login to the sidecar
+   starting its upgrade, read from the sidecar's JSON log timestamps.
+
+Run it from the repository root: ``.venv/bin/python bench/entrypoint.py`` (``--help`` for the options). It prints a
+table and writes it into ``bench/RESULTS.md`` between the ``entrypoint`` markers. Exit status: 0 when every figure was
+measured (a missed target is a result, not a failure), 1 when the benchmark itself broke.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import compileall
+import contextlib
+import dataclasses
+import datetime as dt
+import glob
+import json
+import os
+import platform
+import random
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench" / ".work"
+RESULTS = ROOT / "bench" / "RESULTS.md"
+START, END = "<!-- entrypoint:start -->", "<!-- entrypoint:end -->"
+SIDECAR, PLAIN = "alembic-sidecar", "plain alembic"
+
+# Targets from issue 2: (ratio sidecar/plain at most ...) or an absolute bound.
+NOOP_TARGET, APPLY_TARGET, MEMORY_TARGET, DETECTION_TARGET_S = 0.4, 1.1, 1.0, 0.5
+
+# Events after `database_ready` that mean the sidecar has started its upgrade, earliest first.
+UPGRADE_START_EVENTS = ("lock_waiting", "lock_acquired", "revision_applied", "migration_complete")
+
+
+class BenchError(Exception):
+    """The benchmark itself could not take a measurement (a tool failed, a server is missing, ...)."""
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Revision files
+
+
+REVISION = '''"""bench revision {n:04d}
+
+Revision ID: {rev}
+Revises: {down}
+Create Date: 2026-11-21 00:00:00
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = {rev!r}
+down_revision = {down_repr}
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    {upgrade}
+
+
+def downgrade() -> None:
+    {downgrade}
+'''
+
+
+def revision_id(n: int) -> str:
+    return f"b{n:04d}"
+
+
+def write_revisions(directory: Path, count: int) -> Path:
+    """Write `count` chained revisions: odd ones create a small table, even ones add a column to it."""
+    marker = directory / ".complete"
+    if marker.exists() and marker.read_text() == str(count):
+        return directory
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    for n in range(1, count + 1):
+        if n % 2:
+            upgrade = (f'op.create_table("bench_{n:04d}", sa.Column("id", sa.Integer, primary_key=True), '
+                       f'sa.Column("name", sa.String(50)))')
+            downgrade = f'op.drop_table("bench_{n:04d}")'
+        else:
+            upgrade = f'op.add_column("bench_{n - 1:04d}", sa.Column("c_{n:04d}", sa.Integer, nullable=True))'
+            downgrade = f'op.drop_column("bench_{n - 1:04d}", "c_{n:04d}")'
+        down = repr(revision_id(n - 1)) if n > 1 else "None"
+        text = REVISION.format(n=n, rev=revision_id(n), down=revision_id(n - 1) if n > 1 else "",
+                               down_repr=down, upgrade=upgrade, downgrade=downgrade)
+        (directory / f"{n:04d}_bench.py").write_text(text)
+    # Both tools load revision files through importlib, which reads __pycache__: compile once so that neither
+    # tool's first timed run pays for the other's bytecode.
+    compileall.compile_dir(str(directory), quiet=1)
+    marker.write_text(str(count))
+    return directory
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Database servers
+
+
+class Backend:
+    """One database server: URLs for both tools, and throwaway databases on it."""
+
+    name: str
+
+    def url(self, database: str) -> str:
+        raise NotImplementedError
+
+    def create(self, database: str) -> None:
+        raise NotImplementedError
+
+    def drop(self, database: str) -> None:
+        raise NotImplementedError
+
+    def version(self) -> str:
+        raise NotImplementedError
+
+
+class PostgreSQL(Backend):
+    name = "postgresql"
+
+    def __init__(self, host: str, port: int, user: str) -> None:
+        self.host, self.port, self.user = host, port, user
+
+    def url(self, database: str) -> str:
+        return f"postgresql+asyncpg://{self.user}@{self.host}:{self.port}/{database}"
+
+    async def _admin(self, *statements: str) -> str:
+        import asyncpg
+        conn = await asyncpg.connect(host=self.host, port=self.port, user=self.user, database="postgres")
+        try:
+            result = ""
+            for statement in statements:
+                result = await conn.fetchval(statement) if statement.startswith("SHOW") else await conn.execute(
+                    statement)
+            return str(result)
+        finally:
+            await conn.close()
+
+    def create(self, database: str) -> None:
+        asyncio.run(self._admin(f'CREATE DATABASE "{database}"'))
+
+    def drop(self, database: str) -> None:
+        asyncio.run(self._admin(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+
+    def version(self) -> str:
+        return "PostgreSQL " + asyncio.run(self._admin("SHOW server_version"))
+
+
+class MariaDB(Backend):
+    name = "mariadb"
+
+    def __init__(self, host: str, port: int, user: str) -> None:
+        self.host, self.port, self.user = host, port, user
+
+    def url(self, database: str) -> str:
+        return f"mysql+aiomysql://{self.user}@{self.host}:{self.port}/{database}"
+
+    async def _admin(self, statement: str) -> str:
+        import aiomysql
+        conn = await aiomysql.connect(host=self.host, port=self.port, user=self.user, password="")
+        try:
+            async with conn.cursor() as cursor:
+                await cursor.execute(statement)
+                row = await cursor.fetchone()
+                return str(row[0]) if row else ""
+        finally:
+            conn.close()
+
+    def create(self, database: str) -> None:
+        asyncio.run(self._admin(f"CREATE DATABASE `{database}`"))
+
+    def drop(self, database: str) -> None:
+        asyncio.run(self._admin(f"DROP DATABASE IF EXISTS `{database}`"))
+
+    def version(self) -> str:
+        return "MariaDB " + asyncio.run(self._admin("SELECT VERSION()"))
+
+
+class SQLite(Backend):
+    name = "sqlite"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def url(self, database: str) -> str:
+        return f"sqlite+aiosqlite:///{self.directory / database}.db"
+
+    def create(self, database: str) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def drop(self, database: str) -> None:
+        for path in glob.glob(f"{self.directory / database}.db*"):
+            os.unlink(path)
+
+    def version(self) -> str:
+        import sqlite3
+        return "SQLite " + sqlite3.sqlite_version
+
+
+@contextlib.contextmanager
+def scratch_database(backend: Backend, label: str) -> Iterator[str]:
+    database = f"bench_{label}_{uuid.uuid4().hex[:8]}"
+    backend.create(database)
+    try:
+        yield database
+    finally:
+        backend.drop(database)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Running the two tools
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    seconds: float
+    max_rss_kib: int
+    stdout: str
+    stderr: str
+
+
+class Tools:
+    """Runs `alembic-sidecar upgrade` and plain `alembic upgrade head` the same way: a subprocess, timed, wait4'ed."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        bin_dir = bin_dir.absolute()
+        self.sidecar = bin_dir / "alembic-sidecar"
+        self.alembic = bin_dir / "alembic"
+        self.plain_dir = WORK / "plain"
+        self.logs = WORK / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.alembic, os.X_OK):
+            raise BenchError(f"{self.alembic} is not installed; run: cd {ROOT} && .venv/bin/pip install -q "
+                             "-r requirements.lock")
+        self.base_env = {k: v for k, v in os.environ.items()
+                         if not k.startswith(("DB_", "MIGRATE_", "PYTHON"))
+                         and k not in ("DATABASE_URL", "ALEMBIC_CONFIG")}
+
+    def init_plain(self) -> None:
+        """`alembic init -t async` once, as a user would, into bench/.work/plain."""
+        if (self.plain_dir / "alembic.ini").exists():
+            return
+        self.plain_dir.mkdir(parents=True, exist_ok=True)
+        subprocess.run([str(self.alembic), "init", "-t", "async", "alembic"], cwd=self.plain_dir, check=True,
+                       stdout=subprocess.DEVNULL, env=self.base_env)
+
+    def plain_ini(self, url: str, versions: Path) -> Path:
+        """The generated alembic.ini with only its URL and version_locations changed."""
+        text = (self.plain_dir / "alembic.ini").read_text()
+        text, urls = re.subn(r"(?m)^sqlalchemy\.url = .*$", lambda _: "sqlalchemy.url = " + url.replace("%", "%%"),
+                             text)
+        text, scripts = re.subn(r"(?m)^(script_location = .*)$",
+                                lambda m: f"{m.group(1)}\nversion_locations = {versions}", text)
+        if urls != 1 or scripts != 1:
+            raise BenchError("the generated alembic.ini has no sqlalchemy.url or script_location line")
+        path = self.plain_dir / f"bench-{uuid.uuid4().hex[:8]}.ini"
+        path.write_text(text)
+        return path
+
+    def command(self, tool: str, url: str, versions: Path) -> tuple[list[str], dict[str, str], Path, Path | None]:
+        """argv, environment, working directory, and the file to delete afterwards."""
+        if tool == SIDECAR:
+            if not os.access(self.sidecar, os.X_OK):
+                raise BenchError(f"{self.sidecar} is not installed; run: cd {ROOT} && .venv/bin/pip install -q -e . "
+                                 "--no-deps")
+            env = dict(self.base_env, DATABASE_URL=url, MIGRATE_VERSIONS_DIR=str(versions), MIGRATE_LOG_FORMAT="json",
+                       MIGRATE_TERMINATION_LOG=str(WORK / "termination-log"))
+            return [str(self.sidecar), "upgrade"], env, WORK, None
+        ini = self.plain_ini(url, versions)
+        return [str(self.alembic), "-c", str(ini), "upgrade", "head"], dict(self.base_env), self.plain_dir, ini
+
+    def run(self, tool: str, url: str, versions: Path, tag: str) -> Run:
+        argv, env, cwd, scratch = self.command(tool, url, versions)
+        out_path = self.logs / f"{tag}-{tool.replace(' ', '-')}.out"
+        err_path = self.logs / f"{tag}-{tool.replace(' ', '-')}.err"
+        with open(out_path, "w") as out, open(err_path, "w") as err:
+            started = time.perf_counter()
+            process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+            _, status, usage = os.wait4(process.pid, 0)
+            seconds = time.perf_counter() - started
+        if scratch:
+            scratch.unlink()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        stdout, stderr = out_path.read_text(), err_path.read_text()
+        if process.returncode != 0:
+            tail = "\n".join((stdout + stderr).strip().splitlines()[-8:])
+            raise BenchError(f"{tool} exited {process.returncode} ({shlex.join(argv)}):\n{tail}")
+        return Run(seconds, usage.ru_maxrss, stdout, stderr)  # ru_maxrss is in KiB on Linux
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Measurements
+
+
+@dataclasses.dataclass
+class Row:
+    measure: str
+    backend: str
+    sidecar: float | None
+    plain: float | None
+    unit: str
+    target: str
+    verdict: str
+    samples: str = ""
+
+    @property
+    def ratio(self) -> str:
+        if self.sidecar is None or self.plain is None or not self.plain:
+            return "-"
+        return f"{self.sidecar / self.plain:.2f}x"
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "s":
+        return f"{value:.3f} s"
+    if unit == "MiB":
+        return f"{value:.1f} MiB"
+    return f"{value:g} {unit}"
+
+
+def samples_text(values: dict[str, list[float]], unit: str) -> str:
+    return "; ".join(f"{tool}: " + ", ".join(fmt(v, unit).split()[0] for v in vs) for tool, vs in values.items())
+
+
+def ratio_row(measure: str, backend: str, values: dict[str, list[float]], unit: str, limit: float) -> Row:
+    sidecar, plain = statistics.median(values[SIDECAR]), statistics.median(values[PLAIN])
+    verdict = "PASS" if sidecar <= limit * plain else "MISS"
+    return Row(measure, backend, sidecar, plain, unit, f"<= {limit:g}x plain", verdict, samples_text(values, unit))
+
+
+def alternate(repeat: int) -> Iterator[tuple[int, str]]:
+    """Interleave the tools and swap who goes first, so drift on the machine hurts both alike."""
+    for i in range(repeat):
+        for tool in ((SIDECAR, PLAIN) if i % 2 == 0 else (PLAIN, SIDECAR)):
+            yield i, tool
+
+
+def bench_apply(tools: Tools, backend: Backend, versions: Path, count: int, repeat: int) -> Row:
+    values: dict[str, list[float]] = {SIDECAR: [], PLAIN: []}
+    for i, tool in alternate(repeat):
+        with scratch_database(backend, "apply") as database:
+            run = tools.run(tool, backend.url(database), versions, f"{backend.name}-apply-{i}")
+            if tool == SIDECAR:
+                applied = [e for e in json_events(run.stdout) if e.get("event") == "revision_applied"]
+                if len(applied) != count:
+                    raise BenchError(f"the sidecar logged {len(applied)} revision_applied events, expected {count}")
+            values[tool].append(run.seconds)
+        progress(f"{backend.name} apply {count} #{i + 1} {tool}: {run.seconds:.3f} s")
+    return ratio_row(f"apply {count} revisions", backend.name, values, "s", APPLY_TARGET)
+
+
+def bench_noop(tools: Tools, backend: Backend, versions: Path, count: int, repeat: int) -> list[Row]:
+    times: dict[str, list[float]] = {SIDECAR: [], PLAIN: []}
+    rss: dict[str, list[float]] = {SIDECAR: [], PLAIN: []}
+    with scratch_database(backend, "noop") as database:
+        url = backend.url(database)
+        tools.run(PLAIN, url, versions, f"{backend.name}-noop-setup")  # bring it to head (not timed)
+        for tool in (SIDECAR, PLAIN):  # warm-up: page cache, the tools' own bytecode
+            tools.run(tool, url, versions, f"{backend.name}-noop-warmup")
+        for i, tool in alternate(repeat):
+            run = tools.run(tool, url, versions, f"{backend.name}-noop-{i}")
+            if tool == SIDECAR:
+                summary = [e for e in json_events(run.stdout) if e.get("event") == "migration_complete"]
+                if not summary or summary[-1].get("applied") not in (0, "0"):
+                    raise BenchError("the sidecar's no-op run did not log migration_complete with applied=0")
+            times[tool].append(run.seconds)
+            rss[tool].append(run.max_rss_kib / 1024)
+            progress(f"{backend.name} no-op {count} #{i + 1} {tool}: {run.seconds:.3f} s, "
+                     f"{run.max_rss_kib / 1024:.1f} MiB")
+    return [ratio_row(f"no-op at head ({count} revisions)", backend.name, times, "s", NOOP_TARGET),
+            ratio_row(f"peak RSS of the no-op ({count} revisions)", backend.name, rss, "MiB", MEMORY_TARGET)]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Detection: a PostgreSQL cluster of our own that starts while the sidecar waits for it
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def recv_exact(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("closed")
+        data += chunk
+    return data
+
+
+def pg_login(port: int, user: str = "postgres", database: str = "postgres") -> bool:
+    """A complete login (StartupMessage .. ReadyForQuery) with the bare wire protocol: cheap enough to poll at 2 ms."""
+    params = b"user\0" + user.encode() + b"\0database\0" + database.encode() + b"\0\0"
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
+            sock.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
+            while True:
+                kind = recv_exact(sock, 1)
+                body = recv_exact(sock, struct.unpack("!i", recv_exact(sock, 4))[0] - 4)
+                if kind == b"E" or (kind == b"R" and struct.unpack("!i", body[:4])[0] != 0):
+                    return False  # "the database system is starting up", or a password was asked for
+                if kind == b"Z":
+                    sock.sendall(b"X\0\0\0\4")
+                    return True
+    except OSError:
+        return False
+
+
+def pg_bin_dir(explicit: str | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(p.split("/")[4]))
+    if not found:
+        raise BenchError("no PostgreSQL server binaries (postgres, initdb) found; pass --pg-bin")
+    return Path(found[-1]).parent
+
+
+class TempCluster:
+    """A PostgreSQL cluster of our own on a free port, owned and run by the `postgres` OS user, trust auth."""
+
+    def __init__(self, bin_dir: Path, os_user: str) -> None:
+        self.bin_dir, self.os_user = bin_dir, os_user
+        self.root = Path(tempfile.mkdtemp(prefix="alembic-sidecar-bench-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        shutil.chown(self.root, os_user, os_user if _group_exists(os_user) else None)
+        subprocess.run([str(bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                        "-E", "UTF8", "--no-sync"], user=os_user, check=True, cwd=self.root,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def start(self) -> None:
+        log = open(self.root / "server.log", "ab")
+        self.process = subprocess.Popen(
+            [str(self.bin_dir / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.root),
+             "-c", "listen_addresses=127.0.0.1"],
+            user=self.os_user, cwd=self.root, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # fast shutdown
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def reset(self) -> None:
+        async def drop_everything() -> None:
+            import asyncpg
+            conn = await asyncpg.connect(host="127.0.0.1", port=self.port, user="postgres", database="postgres")
+            try:
+                await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+            finally:
+                await conn.close()
+        asyncio.run(drop_everything())
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _group_exists(name: str) -> bool:
+    import grp
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def json_events(stdout: str) -> list[dict[str, object]]:
+    events = []
+    for line in stdout.splitlines():
+        with contextlib.suppress(ValueError):
+            event = json.loads(line)
+            if isinstance(event, dict):
+                events.append(event)
+    return events
+
+
+def event_time(event: dict[str, object]) -> float:
+    stamp = dt.datetime.fromisoformat(str(event["timestamp"]))
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.timezone.utc)
+    return stamp.timestamp()
+
+
+def bench_detection(tools: Tools, versions: Path, repeat: int, pg_bin: Path, os_user: str,
+                    delay: tuple[float, float], seed: int) -> list[Row]:
+    """Sidecar started against a server that is down; the server starts after a random delay."""
+    chooser = random.Random(seed)
+    ready_deltas: list[float] = []
+    start_deltas: list[float] = []
+    cluster = TempCluster(pg_bin, os_user)
+    try:
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:{cluster.port}/postgres"
+        for i in range(repeat):
+            argv, env, cwd, _ = tools.command(SIDECAR, url, versions)
+            env["MIGRATE_WAIT_TIMEOUT"] = "60"
+            out_path = tools.logs / f"detect-{i}.out"
+            with open(out_path, "w") as out, open(tools.logs / f"detect-{i}.err", "w") as err:
+                sidecar = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+                try:
+                    time.sleep(chooser.uniform(*delay))
+                    if sidecar.poll() is not None:
+                        raise BenchError(f"the sidecar exited {sidecar.returncode} before the database started")
+                    cluster.start()
+                    deadline = time.monotonic() + 60
+                    while True:
+                        attempt = time.time()
+                        if pg_login(cluster.port):
+                            accepted = attempt
+                            break
+                        if time.monotonic() > deadline or cluster.process.poll() is not None:
+                            raise BenchError(f"the temporary cluster never accepted a login; see {cluster.root}")
+                        time.sleep(0.002)
+                    code = sidecar.wait(120)
+                except BaseException:
+                    sidecar.kill()
+                    sidecar.wait()
+                    raise
+            events = json_events(out_path.read_text())
+            if code != 0:
+                raise BenchError(f"the sidecar exited {code} in the detection run; see {out_path}")
+            ready = [e for e in events if e.get("event") == "database_ready"]
+            if not ready:
+                raise BenchError(f"the sidecar logged no database_ready event; see {out_path}")
+            ready_at = event_time(ready[0])
+            later = [event_time(e) for e in events if e.get("event") in UPGRADE_START_EVENTS
+                     and event_time(e) >= ready_at]
+            ready_deltas.append(ready_at - accepted)
+            start_deltas.append(min(later) if later else ready_at)
+            start_deltas[-1] -= accepted
+            progress(f"detection #{i + 1}: database_ready +{ready_deltas[-1]:.3f} s, "
+                     f"upgrade start +{start_deltas[-1]:.3f} s after the first accepted login")
+            cluster.reset()
+            cluster.stop()
+    finally:
+        cluster.close()
+    ready_median, start_median = statistics.median(ready_deltas), statistics.median(start_deltas)
+    return [
+        Row("detection: accepts login -> `database_ready`", "postgresql", ready_median, None, "s",
+            f"< {DETECTION_TARGET_S:g} s", "PASS" if ready_median < DETECTION_TARGET_S else "MISS",
+            samples_text({SIDECAR: ready_deltas}, "s")),
+        Row("detection: accepts login -> upgrade starts (first lock/revision event)", "postgresql", start_median,
+            None, "s", f"< {DETECTION_TARGET_S:g} s", "PASS" if start_median < DETECTION_TARGET_S else "MISS",
+            samples_text({SIDECAR: start_deltas}, "s")),
+    ]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Report
+
+
+def machine_facts(backends: Sequence[Backend], bin_dir: Path) -> list[str]:
+    def version_of(module: str) -> str:
+        from importlib import metadata
+        try:
+            return metadata.version(module)
+        except metadata.PackageNotFoundError:
+            return "?"
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    python = subprocess.run([str(bin_dir / "python"), "-c", "import sys; print(sys.version.split()[0])"],
+                            capture_output=True, text=True).stdout.strip() or platform.python_version()
+    facts = [
+        f"nproc: {len(os.sched_getaffinity(0))} ({cpu})",
+        f"kernel: {platform.system()} {platform.release()}",
+        f"python: {python}; alembic {version_of('alembic')}, SQLAlchemy {version_of('sqlalchemy')}, "
+        f"asyncpg {version_of('asyncpg')}, aiomysql {version_of('aiomysql')}, alembic-sidecar "
+        f"{version_of('alembic-sidecar')}",
+    ]
+    for backend in backends:
+        with contextlib.suppress(Exception):
+            facts.append(f"{backend.name}: {backend.version()}")
+    return facts
+
+
+def table(rows: Sequence[Row]) -> str:
+    lines = ["| measurement | database | alembic-sidecar | plain alembic | sidecar/plain | target | result |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row.measure} | {row.backend} | {fmt(row.sidecar, row.unit)} | {fmt(row.plain, row.unit)} "
+                     f"| {row.ratio} | {row.target} | {row.verdict} |")
+    return "\n".join(lines)
+
+
+def report(rows: Sequence[Row], facts: Sequence[str], command: str, args: argparse.Namespace, started: str,
+           errors: Sequence[str]) -> str:
+    samples = "\n".join(f"- {row.measure} ({row.backend}): {row.samples}" for row in rows if row.samples)
+    broken = "".join(f"\n**Not measured:** {error}\n" for error in errors)
+    return f"""{START}
+## Entrypoint: `alembic-sidecar upgrade` vs plain `alembic upgrade head`
+
+Produced by `{command}` on {started}.
+
+{table(rows)}
+{broken}
+Medians of {args.repeat_apply} apply runs, {args.repeat_noop} no-op runs and {args.repeat_detect} detection runs.
+Each time is the wall time of the whole process (start-up, imports, connect, work, exit), both tools started the
+same way as subprocesses against the same server and the same generated revision files (odd revisions create a small
+table, even ones add a column). Plain alembic is an `alembic init -t async` project (its generated `env.py`
+unchanged: one transaction for the whole upgrade, no lock, no wait); the sidecar runs its defaults (wait, lock,
+one transaction per migration, JSON logs). Apply runs use a fresh database each; no-op runs share one database at
+head, after one untimed warm-up run per tool. Peak memory is the child's `ru_maxrss` from `os.wait4`. Detection
+starts the sidecar against a temporary PostgreSQL cluster that is down, starts the server after a random
+{args.detect_delay[0]:g}-{args.detect_delay[1]:g} s, polls a full login every 2 ms, and compares the first
+accepted login with the sidecar's JSON log timestamps.
+
+Samples:
+{samples}
+
+Machine:
+{chr(10).join('- ' + fact for fact in facts)}
+{END}"""
+
+
+def write_results(section: str) -> None:
+    """Replace only our marked section; everything else in the file (the container section) stays as it is."""
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        _, tail = rest.split(END, 1)
+        text = head + section + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    RESULTS.write_text(text)
+
+
+def progress(message: str) -> None:
+    print(f"  {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--databases", default="postgresql",
+                        help="comma-separated: postgresql, mariadb, sqlite (detection runs on PostgreSQL only)")
+    parser.add_argument("--pg", default="127.0.0.1:5432", help="PostgreSQL host:port (user postgres, trust)")
+    parser.add_argument("--mariadb", default="127.0.0.1:3306", help="MariaDB host:port (user root, no password)")
+    parser.add_argument("--apply-revisions", type=int, default=500)
+    parser.add_argument("--noop-revisions", type=int, default=1000)
+    parser.add_argument("--repeat-apply", type=int, default=3)
+    parser.add_argument("--repeat-noop", type=int, default=5)
+    parser.add_argument("--repeat-detect", type=int, default=5)
+    parser.add_argument("--detect-delay", type=float, nargs=2, default=(1.0, 2.5), metavar=("MIN", "MAX"),
+                        help="seconds between starting the sidecar and starting the server")
+    parser.add_argument("--seed", type=int, default=2)
+    parser.add_argument("--pg-bin", help="directory of initdb/postgres (default: newest /usr/lib/postgresql/*/bin)")
+    parser.add_argument("--pg-os-user", default="postgres", help="OS user that owns and runs the temporary cluster")
+    parser.add_argument("--bin-dir", default=str(Path(sys.executable).parent),
+                        help="where alembic and alembic-sidecar are installed")
+    parser.add_argument("--only", default="apply,noop,detect", help="comma-separated subset of apply,noop,detect")
+    parser.add_argument("--no-write", action="store_true", help=f"print only; leave {RESULTS.name} alone")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    command = "cd <repo> && .venv/bin/python bench/entrypoint.py" + (" " + shlex.join(argv) if argv else "")
+    started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    only = set(args.only.split(","))
+    backends: list[Backend] = []
+    for name in args.databases.split(","):
+        if name == "postgresql":
+            host, port = args.pg.rsplit(":", 1)
+            backends.append(PostgreSQL(host, int(port), "postgres"))
+        elif name in ("mariadb", "mysql"):
+            host, port = args.mariadb.rsplit(":", 1)
+            backends.append(MariaDB(host, int(port), "root"))
+        elif name == "sqlite":
+            backends.append(SQLite(WORK / "sqlite"))
+        else:
+            print(f"unknown database {name!r}", file=sys.stderr)
+            return 2
+    rows: list[Row] = []
+    errors: list[str] = []
+    try:
+        tools = Tools(Path(args.bin_dir))
+        tools.init_plain()
+        apply_dir = write_revisions(WORK / f"versions-{args.apply_revisions}", args.apply_revisions)
+        noop_dir = write_revisions(WORK / f"versions-{args.noop_revisions}", args.noop_revisions)
+        facts = machine_facts(backends, Path(args.bin_dir))
+    except (BenchError, OSError, subprocess.CalledProcessError) as error:
+        print(f"bench broke: {error}", file=sys.stderr)
+        return 1
+    for backend in backends:
+        steps = [("noop", lambda b=backend: bench_noop(tools, b, noop_dir, args.noop_revisions, args.repeat_noop)),
+                 ("apply", lambda b=backend: [bench_apply(tools, b, apply_dir, args.apply_revisions,
+                                                          args.repeat_apply)])]
+        for step, measure in steps:
+            if step not in only:
+                continue
+            try:
+                rows.extend(measure())
+            except Exception as error:  # one broken measurement must not hide the others
+                errors.append(f"{step} on {backend.name}: {type(error).__name__}: {error}")
+    if "detect" in only and any(b.name == "postgresql" for b in backends):
+        try:
+            rows.extend(bench_detection(tools, write_revisions(WORK / "versions-3", 3), args.repeat_detect,
+                                        pg_bin_dir(args.pg_bin), args.pg_os_user, tuple(args.detect_delay),
+                                        args.seed))
+        except Exception as error:
+            errors.append(f"detection: {type(error).__name__}: {error}")
+    section = report(rows, facts, command, args, started, errors)
+    print(table(rows))
+    for error in errors:
+        print(f"\nNOT MEASURED: {error}", file=sys.stderr)
+    if not args.no_write:
+        write_results(section)
+        print(f"\nwritten to {RESULTS.relative_to(ROOT)}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
