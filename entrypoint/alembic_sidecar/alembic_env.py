@@ -1,0 +1,203 @@
+"""Alembic's side: the bundled or the user's project, revision checks, and running a migration through it."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import revisions
+from .errors import ConfigurationError, RevisionError, UnknownDatabaseRevision
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import Connection
+
+
+
+def bundled_env_dir() -> str:
+    """The installed copy of image/ (env.py, script.py.mako), shipped as the package alembic_sidecar.image."""
+    from . import image
+
+    return os.path.dirname(os.path.abspath(image.__file__))
+
+
+@dataclass
+class Project:
+    """Where revisions come from: the bundled environment plus a versions directory, or the user's alembic.ini."""
+
+    settings: Settings
+    config: Config | None = None
+    index: revisions.RevisionIndex | None = None
+    _script: ScriptDirectory | None = field(default=None, repr=False)
+
+    @property
+    def bundled(self) -> bool:
+        return self.settings.alembic_config is None
+
+    @property
+    def versions_dirs(self) -> list[str]:
+        if self.bundled:
+            return [self.settings.versions_dir]
+        return [str(path) for path in self.script._version_locations]
+
+    def alembic_config(self) -> Config:
+        if self.config is None:
+            from alembic.config import Config
+
+            self.config = Config(stdout=sys.stdout)
+        return self.config
+
+    @property
+    def script(self) -> ScriptDirectory:
+        """Alembic's view of the revisions; building it imports every revision file."""
+        if self._script is None:
+            from alembic.script import ScriptDirectory
+            from alembic.util import CommandError
+
+            try:
+                if self.bundled:
+                    script = ScriptDirectory(bundled_env_dir(), version_locations=[self.settings.versions_dir])
+                else:
+                    script = ScriptDirectory.from_config(self.alembic_config())
+            except CommandError as exc:
+                raise ConfigurationError(f"the Alembic project cannot be used: {exc}",
+                                         hint="check script_location in your alembic.ini") from None
+            directory = self.settings.versions_dir if self.bundled else script.dir
+            revisions.load(script, directory)
+            self._script = script
+        return self._script
+
+    def heads(self) -> frozenset[str]:
+        if self.index is not None:
+            return self.index.heads
+        return frozenset(self.script.get_heads())
+
+    def is_known(self, revision: str) -> bool:
+        if self.index is not None and revision in self.index.parents:
+            return True
+        from alembic.util import CommandError
+
+        try:
+            return self.script.get_revision(revision) is not None
+        except CommandError:
+            return False
+
+
+def open_project(settings: Settings) -> tuple[Project, str | None]:
+    """Check the revision source before any connection; return it and the ini's URL (ALEMBIC_CONFIG mode only)."""
+    _extend_sys_path(settings.pythonpath)
+    if settings.alembic_config is None:
+        names = revisions.check_versions_dir(settings.versions_dir)
+        return Project(settings, index=revisions.scan(settings.versions_dir, names)), None
+    path = settings.alembic_config
+    if not os.path.isfile(path):
+        raise ConfigurationError(f"ALEMBIC_CONFIG={path!r} is not a file", hint="point it at your alembic.ini")
+    from alembic.config import Config
+
+    config = Config(path, stdout=sys.stdout)
+    try:
+        fallback_url = config.get_main_option("sqlalchemy.url")
+    except Exception as exc:  # configparser's interpolation errors
+        raise ConfigurationError(f"cannot read {path}: {type(exc).__name__}",
+                                 hint="double every % in its values (%%)") from None
+    return Project(settings, config=config), fallback_url
+
+
+def _extend_sys_path(pythonpath: str | None) -> None:
+    for entry in reversed([item for item in (pythonpath or "").split(":") if item]):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+
+
+def check_revisions(project: Project, target: str, current: Iterable[str]) -> list[str]:
+    """Raise for a broken graph or an unknown target; return the database revisions these files do not know."""
+    from alembic.util import CommandError
+
+    script = project.script
+    heads = script.get_heads()
+    if target == "head" and len(heads) > 1:
+        raise RevisionError(f"the revision files have {len(heads)} heads: {', '.join(sorted(heads))}",
+                            hint="merge them with `alembic merge heads`, or set MIGRATE_TARGET=heads")
+    if target not in ("head", "heads", "base") and not target.startswith(("+", "-")):
+        try:
+            if not script.get_revisions(target):
+                raise CommandError("not found")
+        except CommandError:
+            raise RevisionError(f"target revision {target!r} is not in the revision files",
+                                hint="use `alembic-sidecar heads` to list revisions, or MIGRATE_TARGET=head") from None
+    return [revision for revision in current if not project.is_known(revision)]
+
+
+def unknown_revision_error(unknown: Sequence[str]) -> UnknownDatabaseRevision:
+    return UnknownDatabaseRevision(
+        f"the database is at revision {', '.join(unknown)}, which these revision files do not know "
+        "(the database is ahead of this image)",
+        hint="deploy the image with the newer revisions, or set MIGRATE_ON_UNKNOWN_REVISION=ignore to start anyway")
+
+
+@dataclass
+class AppliedStep:
+    revision: str
+    description: str
+    duration_ms: int
+    upgrade: bool
+
+
+def migrate(project: Project, connection: Connection | None, destination: str, *, downgrade: bool = False,
+            configure_options: dict[str, Any] | None = None,
+            on_step: Callable[[AppliedStep], None] | None = None) -> None:
+    """Run Alembic's upgrade (or downgrade) to ``destination`` on ``connection`` (None: the env.py connects)."""
+    from alembic.runtime.environment import EnvironmentContext
+
+    script = project.script
+    config = project.alembic_config()
+    mark = time.monotonic()
+
+    def record(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+        nonlocal mark
+        now = time.monotonic()
+        if on_step is not None:
+            # A downgrade step's revision is the one it removes: its up_revision too.
+            script_revision = step.up_revision
+            on_step(AppliedStep(",".join(step.up_revision_ids) or "base",
+                                (getattr(script_revision, "doc", "") or "").strip(),
+                                round((now - mark) * 1000), step.is_upgrade))
+        mark = now
+
+    options = dict(configure_options or {})
+    options["on_version_apply"] = record
+    config.attributes["configure_options"] = options
+    config.attributes["connection"] = connection
+
+    def steps(revision: Any, context: Any) -> Any:
+        if downgrade:
+            return script._downgrade_revs(destination, revision)
+        return script._upgrade_revs(destination, revision)
+
+    with EnvironmentContext(config, script, fn=steps, destination_rev=destination):
+        script.run_env()
+
+
+def offline_sql(project: Project, url: str, revision_range: str, version_table: str) -> None:
+    """Alembic's offline mode: write the upgrade's SQL to stdout without connecting."""
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.util import CommandError
+
+    script = project.script
+    config = project.alembic_config()
+    config.attributes["offline_url"] = url
+    config.attributes["configure_options"] = {"version_table": version_table}
+    starting, _, destination = revision_range.rpartition(":")
+    try:
+        with EnvironmentContext(config, script, fn=lambda rev, ctx: script._upgrade_revs(destination, rev),
+                                as_sql=True, starting_rev=starting or None, destination_rev=destination):
+            script.run_env()
+    except CommandError as exc:
+        raise RevisionError(f"cannot render {revision_range!r}: {exc}",
+                            hint="name revisions listed by `alembic-sidecar history`") from None

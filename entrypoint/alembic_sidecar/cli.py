@@ -1,0 +1,172 @@
+"""The command line: parse settings, run, print, turn every outcome into its documented exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from urllib.parse import quote, quote_plus
+
+from .errors import ConfigurationError, Interrupted, SidecarError
+from .settings import Secret, Settings, from_environ
+
+SIGNAL_EXIT = {signal.SIGTERM: ("SIGTERM", 143), signal.SIGINT: ("SIGINT", 130)}
+# Commands whose stdout is their answer; their logs go to stderr so the answer can be piped.
+ANSWERING_COMMANDS = {"current", "heads", "history", "sql"}
+
+
+class _Signalled(BaseException):
+    """Raised by the early signal handler, before the event loop takes over signals."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_signalled(signum: int, frame: object) -> None:
+    raise _Signalled(signum)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    # As PID 1 in a container, a signal without a handler is ignored: install ours before anything slow.
+    for signum in SIGNAL_EXIT:
+        signal.signal(signum, _raise_signalled)
+    sys.exit(run(sys.argv[1:] if argv is None else argv, os.environ))
+
+
+def run(argv: Sequence[str], environ: os._Environ[str] | dict[str, str]) -> int:
+    settings: Settings | None = None
+    secrets: list[str] = []
+    try:
+        settings = from_environ(environ, argv)
+        secrets = _secret_values(settings)
+        _configure_logging(settings)
+        from .runner import Runner
+
+        runner = Runner(settings)
+        result = asyncio.run(_run_with_signals(runner))
+        for line in result.output:
+            print(line)
+        _write_termination_log(settings, result.summary)
+        return 0
+    except SystemExit as exc:  # argparse's --help
+        return int(exc.code or 0)
+    except _Signalled as exc:
+        name, code = SIGNAL_EXIT[signal.Signals(exc.signum)]
+        return _fail(settings, Interrupted(name, code, f"interrupted by {name} before any change"), secrets)
+    except SidecarError as exc:
+        return _fail(settings, exc, secrets)
+    except Exception as exc:  # a bug: say so in one line, never a traceback that could carry a secret
+        error = SidecarError(f"unexpected {type(exc).__name__}: {exc}", hint="please report this with the log")
+        return _fail(settings, error, secrets)
+
+
+async def _run_with_signals(runner: object) -> object:
+    from .runner import Runner
+
+    assert isinstance(runner, Runner)
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    received: list[signal.Signals] = []
+
+    def on_signal(signum: signal.Signals) -> None:
+        if received:
+            return
+        received.append(signum)
+
+        async def stop() -> None:
+            await runner.interrupt()
+            task.cancel()
+
+        loop.create_task(stop())
+
+    for signum in SIGNAL_EXIT:
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        return await runner.run()
+    except BaseException as exc:
+        if not received:
+            raise
+        name, code = SIGNAL_EXIT[received[0]]
+        raise Interrupted(name, code, _interrupted_message(runner, name)) from exc
+    finally:
+        for signum in SIGNAL_EXIT:
+            loop.remove_signal_handler(signum)
+
+
+def _interrupted_message(runner: object, name: str) -> str:
+    from .runner import Runner
+
+    assert isinstance(runner, Runner)
+    if runner.target is not None and runner.target.backend in ("mysql", "mariadb") and runner.last_applied:
+        return (f"interrupted by {name}; the session was ended and the lock released; the database is at "
+                f"{runner.last_applied} (DDL of the interrupted revision may have been committed implicitly)")
+    state = f"the database is at {runner.last_applied}" if runner.last_applied else "no revision was recorded"
+    return f"interrupted by {name}; the current transaction was rolled back and the lock released; {state}"
+
+
+def _configure_logging(settings: Settings) -> None:
+    from . import logs
+
+    stream = sys.stderr if settings.command in ANSWERING_COMMANDS else sys.stdout
+    logs.configure(settings.log_format, settings.log_level, stream=stream)
+
+
+def _fail(settings: Settings | None, error: SidecarError, secrets: list[str]) -> int:
+    message = _redact(str(error), secrets)
+    if settings is None:
+        # Settings could not be read, so logging is not configured: one JSON line in the default shape.
+        from . import logs
+
+        logs.configure("auto", "info")
+    from .logs import get_logger
+
+    get_logger().error("failed", error=message, exit_code=error.exit_code, kind=error.title)
+    if settings is not None:
+        _write_termination_log(settings, f"exit {error.exit_code} ({error.title}): {message}")
+    return error.exit_code
+
+
+def _write_termination_log(settings: Settings, line: str) -> None:
+    path = settings.termination_log
+    if not path:
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(line[:4000] + "\n")  # Kubernetes keeps at most 4096 bytes
+    except OSError:
+        pass  # not in Kubernetes, or not writable: the log line is enough
+
+
+def _secret_values(settings: Settings) -> list[str]:
+    """Every form a secret could take in a message: as is, and percent-encoded as in a URL."""
+    values: list[str] = []
+    for value in (settings.db_password, settings.database_url):
+        if isinstance(value, Secret) and value.reveal():
+            values.append(value.reveal())
+    if settings.database_url is not None:
+        from sqlalchemy.engine import make_url
+
+        try:
+            password = make_url(settings.database_url.reveal()).password
+        except Exception:
+            password = None
+        if password:
+            values.append(str(password))
+    forms = set()
+    for value in values:
+        forms.update({value, quote(value, safe=""), quote_plus(value)})
+    return sorted((form for form in forms if len(form) >= 3), key=len, reverse=True)
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+if __name__ == "__main__":
+    main()

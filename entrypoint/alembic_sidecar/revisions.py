@@ -1,0 +1,104 @@
+"""Revision files: a fast textual scan for the heads, and Alembic's full load with errors that name the file."""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import traceback
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .errors import ConfigurationError, RevisionError
+
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
+
+# `revision = "abc"` / `down_revision: Union[str, None] = ("a", "b")`, at the start of a line, as Alembic writes them.
+_ASSIGNMENT = re.compile(r"^(revision|down_revision|depends_on)\s*(?::[^=\n]*)?=\s*(.+?)\s*(?:#.*)?$", re.M)
+_SOURCE_FILE = re.compile(r"^(?!\.#|__init__)(.*\.py)$")
+
+
+@dataclass(frozen=True)
+class RevisionIndex:
+    """What the fast scan learned: each revision's parents, and the heads."""
+
+    parents: dict[str, tuple[str, ...]]
+
+    @property
+    def heads(self) -> frozenset[str]:
+        referenced = {parent for parents in self.parents.values() for parent in parents}
+        return frozenset(self.parents) - referenced
+
+
+def check_versions_dir(path: str) -> list[str]:
+    """The revision file names in ``path``; a missing or empty directory is a configuration error."""
+    if not os.path.isdir(path):
+        raise ConfigurationError(f"versions directory {path!r} does not exist",
+                                 hint="mount your revision files there or set MIGRATE_VERSIONS_DIR")
+    try:
+        names = sorted(name for name in os.listdir(path) if _SOURCE_FILE.match(name))
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read versions directory {path!r}: {exc.strerror}",
+                                 hint="make it readable by this user") from None
+    if not names:
+        raise ConfigurationError(f"versions directory {path!r} holds no revision files (*.py)",
+                                 hint="mount your revision files there or set MIGRATE_VERSIONS_DIR")
+    return names
+
+
+def scan(path: str, names: list[str]) -> RevisionIndex | None:
+    """Read revision ids without importing the files; None when any file is not plainly written (then load)."""
+    parents: dict[str, tuple[str, ...]] = {}
+    for name in names:
+        try:
+            with open(os.path.join(path, name), encoding="utf-8") as handle:
+                source = handle.read()
+        except (OSError, UnicodeDecodeError):
+            return None
+        found: dict[str, object] = {}
+        for match in _ASSIGNMENT.finditer(source):
+            if match.group(1) in found:
+                return None  # assigned twice: only executing the file can tell which wins
+            try:
+                found[match.group(1)] = ast.literal_eval(match.group(2))
+            except (ValueError, SyntaxError):
+                return None
+        revision, down = found.get("revision"), found.get("down_revision", None)
+        if not isinstance(revision, str) or revision in parents or found.get("depends_on"):
+            return None
+        if down is None:
+            parents[revision] = ()
+        elif isinstance(down, str):
+            parents[revision] = (down,)
+        elif isinstance(down, (tuple, list)) and all(isinstance(item, str) for item in down):
+            parents[revision] = tuple(down)
+        else:
+            return None
+    return RevisionIndex(parents)
+
+
+def load(script: ScriptDirectory, versions_dir: str) -> None:
+    """Import every revision file now, so a broken one fails before the database is touched."""
+    from alembic.util import CommandError
+
+    try:
+        script.revision_map.heads  # noqa: B018 - building the map imports every file
+    except SyntaxError as exc:
+        where = f"{exc.filename}, line {exc.lineno}" if exc.filename else "a revision file"
+        raise RevisionError(f"syntax error in {where}: {exc.msg}", hint="fix the revision file") from None
+    except CommandError as exc:
+        raise RevisionError(f"the revision files do not form a valid graph: {exc}",
+                            hint="fix down_revision in the files named") from None
+    except Exception as exc:
+        culprit = _file_in_traceback(exc, versions_dir) or "a revision file"
+        raise RevisionError(f"{culprit} failed to import: {type(exc).__name__}: {exc}",
+                            hint="install what it imports (see MIGRATE_PYTHONPATH) or fix the file") from None
+
+
+def _file_in_traceback(exc: BaseException, directory: str) -> str | None:
+    directory = os.path.abspath(directory) + os.sep
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if os.path.abspath(frame.filename).startswith(directory):
+            return f"{frame.filename}, line {frame.lineno}"
+    return None

@@ -1,0 +1,38 @@
+"""Alembic environment bundled with alembic-sidecar: async engine, connection handed over by the sidecar."""
+
+import asyncio
+
+from alembic import context
+from sqlalchemy import pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import async_engine_from_config
+
+config = context.config
+# Set by alembic_sidecar.runner: configure() keywords (per-migration transactions, version table, callbacks).
+options = dict(config.attributes.get("configure_options", {}))
+
+
+def run_migrations(connection: Connection) -> None:
+    context.configure(connection=connection, target_metadata=None, **options)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_with_own_engine() -> None:
+    """Used when this env.py is run by the plain `alembic` command with this directory's alembic.ini."""
+    engine = async_engine_from_config(config.get_section(config.config_ini_section, {}),
+                                      prefix="sqlalchemy.", poolclass=pool.NullPool)
+    async with engine.connect() as connection:
+        await connection.run_sync(run_migrations)
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    context.configure(url=config.attributes.get("offline_url") or config.get_main_option("sqlalchemy.url"),
+                      literal_binds=True, dialect_opts={"paramstyle": "named"}, **options)
+    with context.begin_transaction():
+        context.run_migrations()
+elif config.attributes.get("connection") is not None:
+    run_migrations(config.attributes["connection"])
+else:
+    asyncio.run(run_with_own_engine())
