@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 from .errors import ConfigurationError, Interrupted, SidecarError
 from .settings import Secret, Settings, from_environ
@@ -43,13 +43,17 @@ def run(argv: Sequence[str], environ: os._Environ[str] | dict[str, str]) -> int:
         settings = from_environ(environ, argv)
         secrets = _secret_values(settings)
         _configure_logging(settings)
-        from .runner import Runner
+        from . import fastpath
 
-        runner = Runner(settings)
-        result = asyncio.run(_run_with_signals(runner))
-        for line in result.output:
-            print(line)
-        _write_termination_log(settings, result.summary)
+        summary = fastpath.no_op_summary(settings)
+        if summary is None:
+            from .runner import Runner
+
+            result = asyncio.run(_run_with_signals(Runner(settings)))
+            for line in result.output:
+                print(line)
+            summary = result.summary
+        _write_termination_log(settings, summary)
         return 0
     except SystemExit as exc:  # argparse's --help
         return int(exc.code or 0)
@@ -148,14 +152,12 @@ def _secret_values(settings: Settings) -> list[str]:
         if isinstance(value, Secret) and value.reveal():
             values.append(value.reveal())
     if settings.database_url is not None:
-        from sqlalchemy.engine import make_url
-
         try:
-            password = make_url(settings.database_url.reveal()).password
-        except Exception:
+            password = urlsplit(settings.database_url.reveal()).password
+        except ValueError:
             password = None
         if password:
-            values.append(str(password))
+            values.extend([password, unquote(password)])
     forms = set()
     for value in values:
         forms.update({value, quote(value, safe=""), quote_plus(value)})

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from .drivers import mysql_wire_password
 from .errors import ConfigurationError
 from .settings import Settings
 
@@ -105,6 +106,8 @@ def _to_async(url: URL, sslmode: str | None) -> DatabaseTarget:
         if sslmode:
             query["ssl"] = sslmode  # asyncpg takes libpq's sslmode names under the name `ssl`
     elif backend in ("mysql", "mariadb"):
+        if url.password:
+            connect_args["password"] = mysql_wire_password(str(url.password))
         context = _mysql_ssl_context(sslmode)
         if context is not None:
             connect_args["ssl"] = context

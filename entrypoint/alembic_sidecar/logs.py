@@ -45,3 +45,16 @@ def configure(log_format: str = "auto", level: str = "info", stream: TextIO | No
 
 def get_logger() -> structlog.typing.FilteringBoundLogger:
     return structlog.get_logger("alembic_sidecar")
+
+
+def migration_complete(before: tuple[str, ...], after: tuple[str, ...], applied: int, started: float) -> str:
+    """Log the run's summary event and return it as one line (for the termination log)."""
+    import time
+
+    duration = round((time.monotonic() - started) * 1000)
+    from_revision, to_revision = ",".join(before) or "base", ",".join(after) or "base"
+    get_logger().info("migration_complete", from_revision=from_revision, to_revision=to_revision,
+                      applied=applied, duration_ms=duration)
+    if applied == 0:
+        return f"already at {to_revision}; nothing to do ({duration} ms)"
+    return f"migrated {from_revision} -> {to_revision}: {applied} revision(s) in {duration} ms"

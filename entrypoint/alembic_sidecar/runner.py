@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from . import alembic_env, database_url, failures, locking, waiting
+from . import alembic_env, database_url, failures, locking, logs, waiting
 from .alembic_env import AppliedStep, Project
 from .errors import AccessDenied, ConfigurationError, MigrationFailed, PendingRevisions, SidecarError
 from .logs import get_logger
@@ -263,12 +263,7 @@ class Runner:
         return self._complete(current, current, 0, started)
 
     def _complete(self, before: tuple[str, ...], after: tuple[str, ...], applied: int, started: float) -> Result:
-        duration = round((time.monotonic() - started) * 1000)
-        self.log.info("migration_complete", from_revision=_revs(before), to_revision=_revs(after),
-                      applied=applied, duration_ms=duration)
-        if applied == 0:
-            return Result(f"already at {_revs(after)}; nothing to do ({duration} ms)")
-        return Result(f"migrated {_revs(before)} -> {_revs(after)}: {applied} revision(s) in {duration} ms")
+        return Result(logs.migration_complete(before, after, applied, started))
 
     def _history(self, project: Project) -> Result:
         lines = [script.cmd_format(verbose=False) for script in project.script.walk_revisions()]
