@@ -1,0 +1,72 @@
+"""Load, build and render the charts through Helm's own Go engine (helm-python-sdk), and pick objects apart."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART_DIR = REPO / "helm" / "alembic-sidecar"
+EXAMPLE_DIR = REPO / "helm" / "examples" / "example-app"
+CI_VALUES = sorted((CHART_DIR / "ci").glob("*.yaml"))
+RELEASE, NAMESPACE = "shop", "apps"
+#: The newest Kubernetes minor kubernetes-validate ships schemas for.
+KUBE_VERSION = kubernetes_validate.latest_version()
+
+
+def ci_values(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def render(chart: str | Path | helm.Chart, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every object the chart renders for ``values`` (NOTES.txt and empty documents left out)."""
+    owned = not isinstance(chart, helm.Chart)
+    loaded = helm.Chart.load(chart) if owned else chart
+    try:
+        manifests = loaded.render(values or {}, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    finally:
+        if owned:
+            loaded.close()
+    objects = []
+    for path, text in sorted(manifests.items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        objects += [doc for doc in yaml.safe_load_all(text) if doc]
+    return objects
+
+
+def only(objects: Iterable[dict[str, Any]], kind: str) -> dict[str, Any]:
+    """The one object of ``kind``; fails when there are none or several."""
+    found = [o for o in objects if o["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def kinds(objects: Iterable[dict[str, Any]]) -> list[str]:
+    return sorted(o["kind"] for o in objects)
+
+
+def pod_spec(objects: Iterable[dict[str, Any]], kind: str) -> dict[str, Any]:
+    return only(objects, kind)["spec"]["template"]["spec"]
+
+
+def build_example(destination: Path, revisions_dir: Path | None = None) -> Path:
+    """A copy of helm/ under ``destination`` with the example app's dependency vendored into its charts/.
+
+    Helm resolves ``file://../../alembic-sidecar`` and packages it exactly as ``helm dependency update`` does;
+    with ``revisions_dir`` the example ships those revision files instead of the bundled examples.
+    """
+    root = destination / "helm"
+    shutil.copytree(REPO / "helm", root, ignore=shutil.ignore_patterns("charts", "Chart.lock"))  # follows symlinks
+    example = root / "examples" / EXAMPLE_DIR.name
+    if revisions_dir is not None:
+        shutil.rmtree(example / "migrations")
+        shutil.copytree(revisions_dir, example / "migrations")
+    helm.dependency_update(example)
+    return example

@@ -1,0 +1,360 @@
+"""The chart through Helm's own engine: lint, render, schema, Kubernetes validation and the rendered objects."""
+
+from __future__ import annotations
+
+import copy
+import json
+import posixpath
+import re
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import kubernetes_validate
+import pytest
+import yaml
+
+from alembic_sidecar.settings import OPTIONS
+from tests.chart.chartkit import (
+    CHART_DIR, CI_VALUES, KUBE_VERSION, build_example, ci_values, kinds, only, pod_spec, render,
+)
+
+pytestmark = pytest.mark.chart
+
+VALUE_SETS: dict[str, dict[str, Any]] = {"defaults": {}} | {p.stem: ci_values(p) for p in CI_VALUES}
+#: What each value set must render, so a template that silently renders nothing fails.
+EXPECTED_KINDS = {
+    "defaults": ["Job"],
+    "image-volume-values": ["Job"],
+    "init-container-copy-values": [],
+    "job-host-hooks-values": ["Job", "ServiceAccount"],
+    "job-literal-url-values": ["Job", "Secret"],
+    "job-url-secret-values": ["Job"],
+}
+#: The one finding Helm's linter reports for this chart: an informational nudge to add an icon URL.
+ACCEPTED_LINT_INFO = {"icon is recommended"}
+
+
+@pytest.fixture(scope="module")
+def chart():
+    with helm.Chart.load(CHART_DIR) as loaded:
+        yield loaded
+
+
+@pytest.fixture(scope="module")
+def example_dir(tmp_path_factory) -> Path:
+    return build_example(tmp_path_factory.mktemp("example"))
+
+
+def lint_findings(report: dict[str, Any]) -> list[Any]:
+    messages = [m for m in report["messages"] if not (m["severity"] == 1 and m["error"] in ACCEPTED_LINT_INFO)]
+    return messages + report["errors"]
+
+
+def with_job(values: dict[str, Any]) -> dict[str, Any]:
+    values = copy.deepcopy(values)
+    values.setdefault("job", {})["enabled"] = True
+    return values
+
+
+def test_every_value_set_under_ci_is_covered():
+    assert set(VALUE_SETS) == set(EXPECTED_KINDS)
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_lint_is_clean_in_strict_mode(name):
+    report = helm.lint(CHART_DIR, VALUE_SETS[name], strict=True, kube_version=f"v{KUBE_VERSION}")
+    assert report["total_charts_linted"] == 1
+    assert lint_findings(report) == []
+
+
+def test_example_app_lints_clean_with_its_dependency(example_dir):
+    # The packaged dependency under charts/ is linted on its own above; this lints the app rendering with it.
+    report = helm.lint(example_dir, strict=True, kube_version=f"v{KUBE_VERSION}")
+    assert report["total_charts_linted"] == 1
+    assert lint_findings(report) == []
+
+
+def test_lint_reports_a_broken_template(tmp_path):
+    broken = tmp_path / "alembic-sidecar"
+    import shutil
+    shutil.copytree(CHART_DIR, broken)
+    (broken / "templates" / "broken.yaml").write_text("{{ include \"no-such-template\" . }}\n")
+    assert lint_findings(helm.lint(broken, strict=True)) != []
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_renders_the_expected_objects(chart, name):
+    assert kinds(render(chart, VALUE_SETS[name])) == EXPECTED_KINDS[name]
+
+
+def test_example_app_renders_deployment_and_revisions_configmap(example_dir):
+    objects = render(example_dir)
+    assert kinds(objects) == ["ConfigMap", "Deployment"]
+    files = only(objects, "ConfigMap")["data"]
+    assert sorted(files) == ["0001_create_accounts.py", "0002_add_display_name.py", "0003_create_orders.py"]
+
+
+def rendered_sets(chart, example_dir) -> list[tuple[str, dict[str, Any]]]:
+    objects = [(name, o) for name, values in VALUE_SETS.items() for o in render(chart, values)]
+    objects += [("example-app", o) for o in render(example_dir)]
+    objects += [(f"example-app+{name}", o) for name, values in VALUE_SETS.items()
+                for o in render(example_dir, {"migrations": with_job(values)})]
+    return objects
+
+
+def test_every_rendered_object_validates_against_kubernetes_schemas(chart, example_dir):
+    checked = 0
+    for name, obj in rendered_sets(chart, example_dir):
+        try:
+            kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            path = ".".join(str(p) for p in error.path)
+            pytest.fail(f"{name}: {obj['kind']} {obj['metadata']['name']}: {path}: {error.message}")
+        checked += 1
+    assert checked >= 20
+
+
+def test_kubernetes_validation_rejects_a_broken_job(chart):
+    job = only(render(chart), "Job")
+    job["spec"]["template"]["spec"]["containers"][0]["terminationMessagePolicy"] = ["FallbackToLogsOnError"]
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(job, KUBE_VERSION, strict=True)
+
+
+BAD_VALUES = {
+    "unknown top-level key": ({"migrations": {}}, "additional properties 'migrations' not allowed"),
+    "unknown nested key": ({"image": {"tga": "1.0"}}, "at '/image': additional properties 'tga' not allowed"),
+    "string timeout": ({"migration": {"lockTimeout": "300"}}, "at '/migration/lockTimeout': got string, want number"),
+    "string port": ({"database": {"host": "db", "name": "a", "user": "a", "port": "5432"}},
+                    "at '/database/port': got string, want null or integer"),
+    "missing Secret name": ({"database": {"existingSecret": ""}}, "at '/database/existingSecret': minLength"),
+    "host without user": ({"database": {"host": "db", "name": "app"}}, "at '/database/user': minLength"),
+    "configMap source without its name": ({"revisions": {"source": "configMap"}}, "at '/revisions/configMap'"),
+    "copy source without an image": ({"revisions": {"source": "copy"}}, "at '/revisions/copy/image'"),
+    "unknown log format": ({"logFormat": "xml"}, "at '/logFormat'"),
+    "negative timeout": ({"migration": {"waitTimeout": -1}}, "at '/migration/waitTimeout': minimum"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_VALUES)
+def test_schema_rejects_bad_values_with_helms_error(chart, case):
+    values, expected = BAD_VALUES[case]
+    with pytest.raises(helm.HelmValuesError) as error:
+        chart.render(values, name="shop")
+    assert "values don't meet the specifications of the schema" in str(error.value)
+    assert expected in str(error.value)
+    with pytest.raises(helm.HelmValuesError):
+        chart.validate_schema(chart.merge_values(values))
+
+
+def test_schema_applies_to_the_chart_as_a_dependency(example_dir):
+    with pytest.raises(helm.HelmValuesError, match="additional properties 'bogus' not allowed"):
+        render(example_dir, {"migrations": {"bogus": True}})
+
+
+def job_and_init_containers(chart, values) -> list[dict[str, Any]]:
+    spec = pod_spec(render(chart, values), "Job")
+    return spec.get("initContainers", []) + spec["containers"]
+
+
+def assert_locked_down(container: dict[str, Any]) -> None:
+    sc = container["securityContext"]
+    assert sc["runAsNonRoot"] is True
+    assert isinstance(sc["runAsUser"], int) and sc["runAsUser"] > 0
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["privileged"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_containers_and_pod_are_locked_down_by_default(chart, name):
+    values = with_job(VALUE_SETS[name])
+    spec = pod_spec(render(chart, values), "Job")
+    for container in spec.get("initContainers", []) + spec["containers"]:
+        assert_locked_down(container)
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] == 10001
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["restartPolicy"] == "Never"
+
+
+def test_example_app_init_container_is_locked_down_without_a_pod_security_context(example_dir):
+    spec = pod_spec(render(example_dir, {"migrations": VALUE_SETS["init-container-copy-values"]}), "Deployment")
+    assert [c["name"] for c in spec["initContainers"]] == ["copy-revisions", "migrate"]
+    for container in spec["initContainers"]:
+        assert_locked_down(container)
+
+
+def test_job_fails_fast_on_exit_codes_a_retry_cannot_fix(chart):
+    job = only(render(chart), "Job")["spec"]
+    assert job["backoffLimit"] == 3 and job["activeDeadlineSeconds"] == 900
+    assert job["ttlSecondsAfterFinished"] == 86400
+    fail_job = next(r for r in job["podFailurePolicy"]["rules"] if r["action"] == "FailJob")
+    assert fail_job["onExitCodes"] == {"containerName": "migrate", "operator": "In", "values": [2, 5, 6, 7]}
+
+
+PLAIN_CREDENTIAL = re.compile(r"://[^/\s@:]+:[^/\s@]+@")
+
+
+@pytest.mark.parametrize("name", [n for n in VALUE_SETS if "literal" not in n])
+def test_no_plaintext_credential_when_an_existing_secret_is_used(chart, name):
+    objects = render(chart, with_job(VALUE_SETS[name]))
+    assert "Secret" not in kinds(objects)
+    container = pod_spec(objects, "Job")["containers"][0]
+    names = {e["name"] for e in container["env"]}
+    assert names & {"DATABASE_URL_FILE", "DB_PASSWORD_FILE"}
+    assert not names & {"DATABASE_URL", "DB_PASSWORD"}
+    assert all("valueFrom" not in e for e in container["env"]), "secrets reach the process as files only"
+    assert not PLAIN_CREDENTIAL.search(yaml.safe_dump_all(objects))
+
+
+def test_literal_url_lives_only_in_the_charts_own_secret(chart):
+    values = VALUE_SETS["job-literal-url-values"]
+    objects = render(chart, values)
+    text = yaml.safe_dump_all(objects)
+    assert "s3cr3t-literal" in values["database"]["url"]
+    assert "s3cr3t-literal" not in text
+    secret = only(objects, "Secret")
+    volume = next(v for v in pod_spec(objects, "Job")["volumes"] if "secret" in v)
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+    assert volume["secret"]["items"] == [{"key": "url", "path": "url"}]
+
+
+def test_secret_files_named_by_file_variables_are_mounted(chart):
+    for name, values in VALUE_SETS.items():
+        spec = pod_spec(render(chart, with_job(values)), "Job")
+        container = spec["containers"][0]
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        for env in container["env"]:
+            if not env["name"].endswith("_FILE"):
+                continue
+            directory, filename = posixpath.split(env["value"])
+            mount = next(m for m in container["volumeMounts"] if m["mountPath"] == directory)
+            items = volumes[mount["name"]]["secret"]["items"]
+            assert [i["path"] for i in items] == [filename], name
+
+
+def test_every_environment_variable_is_one_the_entrypoint_reads(chart, example_dir):
+    known = {o.env for o in OPTIONS} | {o.env + "_FILE" for o in OPTIONS if o.from_file}
+    user_given = {"MIGRATE_PYTHONPATH"}  # from ci/job-host-hooks-values.yaml's extraEnv
+    for name, obj in rendered_sets(chart, example_dir):
+        if obj["kind"] not in ("Job", "Deployment"):
+            continue
+        spec = obj["spec"]["template"]["spec"]
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            for env in container.get("env", []):
+                assert env["name"] in known | user_given, f"{name}: {env['name']}"
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_hook_annotations_only_when_enabled(chart, name):
+    values = with_job(VALUE_SETS[name])
+    objects = render(chart, values)
+    hooked = {o["kind"] for o in objects if "helm.sh/hook" in o["metadata"].get("annotations", {})}
+    if values["job"].get("useHelmHooks"):
+        job = only(objects, "Job")["metadata"]["annotations"]
+        assert job["helm.sh/hook"] == "pre-install,pre-upgrade"
+        assert job["helm.sh/hook-weight"] == str(values["job"].get("hookWeight", 0))
+        assert job["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
+        # A hook Job runs before ordinary objects exist, so a chart-made Secret must be an earlier hook.
+        assert hooked == {"Job"} | ({"Secret"} if "Secret" in kinds(objects) else set())
+        if "Secret" in hooked:
+            secret = only(objects, "Secret")["metadata"]["annotations"]
+            assert int(secret["helm.sh/hook-weight"]) < int(job["helm.sh/hook-weight"])
+    else:
+        assert hooked == set()
+
+
+def test_hooks_are_off_by_default(chart):
+    assert chart.values["job"]["useHelmHooks"] is False
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_init_container_from_the_named_template_equals_the_jobs_container(example_dir, name):
+    objects = render(example_dir, {"migrations": with_job(VALUE_SETS[name])})
+    job, app = pod_spec(objects, "Job"), pod_spec(objects, "Deployment")
+    assert app["initContainers"] == job.get("initContainers", []) + job["containers"]
+    assert app["volumes"] == job["volumes"]
+
+
+def test_image_tag_defaults_to_app_version_and_digest_wins(chart):
+    container = job_and_init_containers(chart, {})[0]
+    assert container["image"] == f"alembic-sidecar:{chart.metadata['appVersion']}"
+    digest = "sha256:" + "ab" * 32
+    container = job_and_init_containers(chart, {"image": {"repository": "r.io/m", "tag": "9", "digest": digest}})[0]
+    assert container["image"] == f"r.io/m@{digest}"
+
+
+def test_values_reach_the_environment(chart):
+    values = VALUE_SETS["job-url-secret-values"]
+    env = {e["name"]: e["value"] for e in job_and_init_containers(chart, values)[0]["env"]}
+    assert env == {
+        "DATABASE_URL_FILE": "/var/run/secrets/alembic-sidecar/url",
+        "MIGRATE_VERSIONS_DIR": "/migrations/versions",
+        "MIGRATE_TARGET": "head",
+        "MIGRATE_WAIT_TIMEOUT": "120",
+        "MIGRATE_LOCK_TIMEOUT": "600",
+        "MIGRATE_STATEMENT_TIMEOUT": "30",
+        "MIGRATE_DDL_LOCK_TIMEOUT": "2.5",
+        "MIGRATE_ON_UNKNOWN_REVISION": "ignore",
+        "MIGRATE_LOG_FORMAT": "json",
+        "MIGRATE_LOG_LEVEL": "info",
+    }
+    volumes = pod_spec(render(chart, values), "Job")["volumes"]
+    assert {"name": "alembic-sidecar-revisions", "configMap": {"name": "shop-revisions"}} in volumes
+    assert volumes[0]["secret"]["secretName"] == "app-database"
+    assert volumes[0]["secret"]["items"] == [{"key": "DATABASE_URL", "path": "url"}]
+
+
+def test_host_mode_passes_the_password_as_a_file(chart):
+    spec = pod_spec(render(chart, VALUE_SETS["job-host-hooks-values"]), "Job")
+    env = {e["name"]: e["value"] for e in spec["containers"][0]["env"] if "value" in e}
+    assert {k: env[k] for k in ("DB_DRIVER", "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_SSLMODE")} == {
+        "DB_DRIVER": "postgresql", "DB_HOST": "postgres.databases.svc", "DB_PORT": "5432", "DB_NAME": "app",
+        "DB_USER": "app_migrator", "DB_SSLMODE": "require"}
+    assert env["DB_PASSWORD_FILE"] == "/var/run/secrets/alembic-sidecar/password"
+    assert spec["volumes"][0]["secret"] == {
+        "secretName": "app-db-password", "defaultMode": 0o444,
+        "items": [{"key": "postgres-password", "path": "password"}]}
+    assert spec["serviceAccountName"] == "shop-alembic-sidecar"
+    assert spec["imagePullSecrets"] == [{"name": "registry-credentials"}]
+
+
+def test_image_volume_mounts_the_subpath_read_only(chart):
+    spec = pod_spec(render(chart, VALUE_SETS["image-volume-values"]), "Job")
+    volume = next(v for v in spec["volumes"] if v["name"] == "alembic-sidecar-revisions")
+    assert volume["image"] == {"reference": "registry.example.com/team/app:1.4.2", "pullPolicy": "IfNotPresent"}
+    mount = next(m for m in spec["containers"][0]["volumeMounts"] if m["name"] == "alembic-sidecar-revisions")
+    assert mount == {"name": "alembic-sidecar-revisions", "mountPath": "/migrations/versions", "readOnly": True,
+                     "subPath": "srv/app/migrations/versions"}
+
+
+def test_copy_source_copies_into_the_shared_empty_dir(chart):
+    spec = pod_spec(render(chart, with_job(VALUE_SETS["init-container-copy-values"])), "Job")
+    copier = only([dict(c, kind=c["name"]) for c in spec["initContainers"]], "copy-revisions")
+    assert copier["image"] == "registry.example.com/team/app:1.4.2"
+    assert copier["command"] == ["cp", "-R", "/srv/app/migrations/versions/.", "/migrations/versions"]
+    volume = next(v for v in spec["volumes"] if v["name"] == "alembic-sidecar-revisions")
+    assert "emptyDir" in volume
+
+
+def test_schema_and_values_agree_on_every_default(chart):
+    schema = chart.schema
+    def walk(node: dict[str, Any], values: Any, path: str) -> None:
+        assert "description" in node, f"{path}: no description"
+        assert node["default"] == values, f"{path}: schema default {node['default']!r} != values.yaml {values!r}"
+        if node.get("additionalProperties") is False:
+            assert set(node["properties"]) == set(values), path
+            for key, child in node["properties"].items():
+                walk(child, values[key], f"{path}.{key}")
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    top = {k: v for k, v in schema["properties"].items() if k != "global"}
+    assert set(top) == set(values)
+    for key, node in top.items():
+        walk(node, values[key], key)
+    assert json.loads((CHART_DIR / "values.schema.json").read_text())["additionalProperties"] is False
