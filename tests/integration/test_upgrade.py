@@ -1,0 +1,361 @@
+"""Upgrading real databases to head, with the URL taken from every place a user can put it (issue 2, points 1, 2)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from tests.fixtures.revisions import applied_counts
+
+from .conftest import assert_clean_failure, assert_exit
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "image" / "examples" / "versions"
+
+
+def assert_at_head(db, revisions, result) -> None:
+    assert_exit(result, 0)
+    assert db.revisions() == [revisions.head], result
+    assert set(db.tables()) == revisions.tables_for(revisions.logged) | {"alembic_version"}
+    assert applied_counts(db) == {rev: 1 for rev in revisions.logged}
+
+
+def test_upgrade_brings_an_empty_database_to_head_and_logs_each_revision(database, revisions, sidecar):
+    revisions.chain(3)
+    result = sidecar.run("upgrade", env={"DATABASE_URL": database.url})
+    assert_at_head(database, revisions, result)
+    applied = result.named("revision_applied")
+    assert [e["revision"] for e in applied] == revisions.ids
+    for event in applied:
+        assert event["description"].startswith("revision r")
+        assert isinstance(event["duration_ms"], (int, float)) and event["duration_ms"] >= 0
+        assert event["level"] == "info" and event["timestamp"]
+    summary = result.one("migration_complete")
+    assert summary["from_revision"] in (None, "base", "")
+    assert summary["to_revision"] == revisions.head
+    assert summary["applied"] == 3
+    assert summary["duration_ms"] >= 0
+
+
+def test_second_upgrade_at_head_does_nothing_and_exits_0(database, revisions, sidecar):
+    revisions.chain(2)
+    assert_exit(sidecar.run("upgrade", env={"DATABASE_URL": database.url}), 0)
+    again = sidecar.run("upgrade", env={"DATABASE_URL": database.url})
+    assert_at_head(database, revisions, again)
+    assert again.named("revision_applied") == []
+    summary = again.one("migration_complete")
+    assert summary["applied"] == 0
+    assert summary["from_revision"] == summary["to_revision"] == revisions.head
+
+
+def test_upgrade_is_the_default_command(sqlite_database, revisions, sidecar):
+    revisions.chain(2)
+    result = sidecar.run(env={"DATABASE_URL": sqlite_database.url})
+    assert_at_head(sqlite_database, revisions, result)
+
+
+def test_new_revisions_are_applied_on_top_of_an_existing_schema(database, revisions, sidecar):
+    revisions.chain(2)
+    assert_exit(sidecar.run(env={"DATABASE_URL": database.url}), 0)
+    revisions.chain(2)
+    result = sidecar.run(env={"DATABASE_URL": database.url})
+    assert_at_head(database, revisions, result)
+    assert [e["revision"] for e in result.named("revision_applied")] == revisions.ids[2:]
+    assert result.one("migration_complete")["from_revision"] == revisions.ids[1]
+
+
+def test_shipped_example_revisions_apply(database, sidecar):
+    result = sidecar.run(env={"DATABASE_URL": database.url, "MIGRATE_VERSIONS_DIR": str(EXAMPLES)})
+    assert_exit(result, 0)
+    assert database.revisions() == ["0003"]
+    assert {"accounts", "orders", "alembic_version"} <= set(database.tables())
+
+
+# --- the URL from DB_* parts and *_FILE variants -----------------------------------------------------------------
+
+def test_url_built_from_db_parts_on_postgresql(pg_database, revisions, sidecar):
+    revisions.chain(1)
+    result = sidecar.run(env={"DB_DRIVER": "postgresql", "DB_HOST": "127.0.0.1", "DB_PORT": "5432",
+                              "DB_USER": "postgres", "DB_NAME": pg_database.name})
+    assert_at_head(pg_database, revisions, result)
+
+
+@pytest.mark.parametrize("driver", ["mysql", "mariadb"])
+def test_url_built_from_db_parts_on_mariadb(mariadb_database, revisions, sidecar, driver):
+    revisions.chain(1)
+    result = sidecar.run(env={"DB_DRIVER": driver, "DB_HOST": "127.0.0.1", "DB_USER": "root",
+                              "DB_NAME": mariadb_database.name})
+    assert_at_head(mariadb_database, revisions, result)
+
+
+def test_url_built_from_db_parts_on_sqlite(sqlite_database, revisions, sidecar):
+    revisions.chain(1)
+    result = sidecar.run(env={"DB_DRIVER": "sqlite", "DB_NAME": str(sqlite_database.path)})
+    assert_at_head(sqlite_database, revisions, result)
+
+
+def _secret_files(tmp_path: Path, values: dict[str, str]) -> dict[str, str]:
+    env = {}
+    for name, value in values.items():
+        path = tmp_path / "secrets" / name.lower()
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(value + "\n", encoding="utf-8")  # as `echo` or a secret volume would write it
+        env[name + "_FILE"] = str(path)
+    return env
+
+
+def test_every_db_part_can_come_from_a_file(pg_password_server, revisions, sidecar, tmp_path):
+    revisions.chain(1)
+    with pg_password_server.database() as db:
+        env = _secret_files(tmp_path, {
+            "DB_DRIVER": "postgresql", "DB_HOST": pg_password_server.host, "DB_PORT": str(pg_password_server.port),
+            "DB_USER": pg_password_server.user, "DB_PASSWORD": pg_password_server.password, "DB_NAME": db.name,
+            "DB_SSLMODE": "disable"})
+        result = sidecar.run(env={**env, "MIGRATE_WAIT_TIMEOUT": "5"})
+        assert_at_head(db, revisions, result)
+
+
+def test_database_url_can_come_from_a_file(pg_password_server, revisions, sidecar, tmp_path):
+    revisions.chain(1)
+    with pg_password_server.database() as db:
+        result = sidecar.run(env={**_secret_files(tmp_path, {"DATABASE_URL": db.url}), "MIGRATE_WAIT_TIMEOUT": "5"})
+        assert_at_head(db, revisions, result)
+
+
+@pytest.mark.parametrize("name", ["DATABASE_URL", "DB_PASSWORD", "DB_HOST"])
+def test_setting_a_variable_and_its_file_is_a_configuration_error(pg_database, revisions, sidecar, tmp_path, name):
+    revisions.chain(1)
+    env = {"DATABASE_URL": pg_database.url, name: pg_database.url if name == "DATABASE_URL" else "x"}
+    env.update(_secret_files(tmp_path, {name: "value-from-file"}))
+    result = sidecar.run(env=env)
+    assert_clean_failure(result, 2, name, name + "_FILE")
+    assert pg_database.tables() == []
+
+
+def test_no_url_at_all_is_a_configuration_error_not_a_sqlite_file(revisions, sidecar, tmp_path):
+    revisions.chain(1)
+    result = sidecar.run(env={})
+    assert_clean_failure(result, 2, "DATABASE_URL")
+    assert not [p for p in tmp_path.rglob("*") if p.suffix in (".db", ".sqlite", ".sqlite3")]
+
+
+# --- passwords and user names with URL-hostile characters ---------------------------------------------------------
+
+@pytest.mark.parametrize("source", ["DB_PASSWORD", "DATABASE_URL", "DB_PASSWORD_FILE", "flags"])
+def test_odd_user_and_password_log_in_to_postgresql(pg_password_server, revisions, sidecar, tmp_path, source):
+    revisions.chain(1)
+    server = pg_password_server
+    with server.database() as db:
+        parts = {"DB_DRIVER": "postgresql", "DB_HOST": server.host, "DB_PORT": str(server.port),
+                 "DB_USER": server.user, "DB_NAME": db.name}
+        args: list[str] = ["upgrade"]
+        if source == "DB_PASSWORD":
+            env = {**parts, "DB_PASSWORD": server.password}
+        elif source == "DATABASE_URL":
+            assert quote(server.password, safe="") in db.url
+            env = {"DATABASE_URL": db.url}
+        elif source == "DB_PASSWORD_FILE":
+            env = {**parts, **_secret_files(tmp_path, {"DB_PASSWORD": server.password})}
+        else:
+            env = {}
+            args += ["--database-url", db.url]
+        result = sidecar.run(*args, env={**env, "MIGRATE_WAIT_TIMEOUT": "5"})
+        assert_at_head(db, revisions, result)
+
+
+@pytest.mark.parametrize("source", ["DB_PASSWORD", "DATABASE_URL", "DB_PASSWORD_FILE"])
+def test_odd_ascii_user_and_password_log_in_to_mariadb(mariadb_password_server, revisions, sidecar, tmp_path,
+                                                       source):
+    revisions.chain(1)
+    server = mariadb_password_server
+    with server.database(ascii_login=True) as db:
+        parts = {"DB_DRIVER": "mariadb", "DB_HOST": server.host, "DB_PORT": str(server.port),
+                 "DB_USER": server.ascii_user, "DB_NAME": db.name}
+        env = {"DB_PASSWORD": {**parts, "DB_PASSWORD": server.ascii_password},
+               "DATABASE_URL": {"DATABASE_URL": db.url},
+               "DB_PASSWORD_FILE": {**parts, **_secret_files(tmp_path, {"DB_PASSWORD": server.ascii_password})},
+               }[source]
+        result = sidecar.run(env={**env, "MIGRATE_WAIT_TIMEOUT": "5"})
+        assert_at_head(db, revisions, result)
+
+
+@pytest.mark.parametrize("source", ["DB_PASSWORD", "DATABASE_URL"])
+def test_non_ascii_password_on_mariadb_logs_in_or_says_why_not(mariadb_password_server, revisions, sidecar,
+                                                               source):
+    """The login was created with the UTF-8 password; MySQL drivers send str passwords as latin-1."""
+    revisions.chain(1)
+    server = mariadb_password_server
+    with server.database() as db:
+        env = ({"DATABASE_URL": db.url} if source == "DATABASE_URL" else
+               {"DB_DRIVER": "mariadb", "DB_HOST": server.host, "DB_PORT": str(server.port),
+                "DB_USER": server.user, "DB_PASSWORD": server.password, "DB_NAME": db.name})
+        result = sidecar.run(env={**env, "MIGRATE_WAIT_TIMEOUT": "5"})
+        if result.returncode == 0:
+            assert_at_head(db, revisions, result)
+        else:
+            failed = assert_clean_failure(result, 5)
+            assert any(w in failed["error"].lower() for w in ("latin", "non-ascii", "utf-8", "utf8")), failed
+            assert db.tables() == []
+
+
+# --- sync URLs users already have ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fixture, scheme", [
+    ("pg_database", "postgres"),
+    ("pg_database", "postgresql"),
+    ("pg_database", "postgresql+psycopg2"),
+    ("pg_database", "postgresql+asyncpg"),
+    ("mariadb_database", "mysql"),
+    ("mariadb_database", "mysql+pymysql"),
+    ("mariadb_database", "mariadb"),
+    ("mariadb_database", "mysql+aiomysql"),
+    ("sqlite_database", "sqlite"),
+])
+def test_sync_urls_are_rewritten_to_the_async_driver(request, revisions, sidecar, fixture, scheme):
+    db = request.getfixturevalue(fixture)
+    revisions.chain(1)
+    result = sidecar.run(env={"DATABASE_URL": db.url_with(scheme)})
+    assert_at_head(db, revisions, result)
+
+
+def test_relative_sqlite_path_is_relative_to_the_working_directory(revisions, sidecar, tmp_path):
+    revisions.chain(1)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    env = sidecar.environment({"DATABASE_URL": "sqlite:///relative.db"})
+    done = subprocess.run([str(Path(sys.executable).parent / "alembic-sidecar")], env=env, cwd=workdir,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (workdir / "relative.db").exists()
+
+
+@pytest.mark.parametrize("query", ["?sslmode=disable", "?sslmode=prefer", "?ssl=disable"])
+def test_sslmode_query_options_work_with_asyncpg(pg_database, revisions, sidecar, query):
+    revisions.chain(1)
+    result = sidecar.run(env={"DATABASE_URL": pg_database.url + query})
+    assert_at_head(pg_database, revisions, result)
+
+
+@pytest.mark.parametrize("mode", ["disable", "prefer"])
+def test_db_sslmode_works_with_asyncpg(pg_database, revisions, sidecar, mode):
+    revisions.chain(1)
+    result = sidecar.run(env={"DATABASE_URL": pg_database.url, "DB_SSLMODE": mode})
+    assert_at_head(pg_database, revisions, result)
+
+
+def test_sslmode_require_against_a_server_without_tls_fails_clearly(pg_database, revisions, sidecar):
+    assert pg_database.scalar("SHOW ssl") == "off"
+    revisions.chain(1)
+    result = sidecar.run(env={"DATABASE_URL": pg_database.url + "?sslmode=require", "MIGRATE_WAIT_TIMEOUT": "3"})
+    assert result.returncode in (3, 5), result
+    assert "Traceback" not in result.output
+    assert pg_database.tables() == []
+
+
+# --- flags, options, ALEMBIC_CONFIG mode --------------------------------------------------------------------------
+
+def test_flags_replace_environment_variables(pg_database, revisions, sidecar, tmp_path):
+    revisions.chain(2)
+    result = sidecar.run("upgrade", "--database-url", pg_database.url, "--versions-dir", str(revisions.dir),
+                         "--version-table", "schema_rev", "--wait-timeout", "5", "--lock-timeout", "5",
+                         env={"MIGRATE_VERSIONS_DIR": str(tmp_path / "missing")})
+    assert_exit(result, 0)
+    assert pg_database.revisions("schema_rev") == [revisions.head]
+    assert "alembic_version" not in pg_database.tables()
+
+
+@pytest.mark.parametrize("command", [[], ["upgrade"], ["check"], ["current"], ["heads"], ["history"], ["wait"],
+                                     ["sql"], ["downgrade"]])
+def test_help_for_every_command(sidecar, command):
+    result = sidecar.run(*command, "--help", env={})
+    assert_exit(result, 0)
+    assert "usage" in result.stdout.lower()
+    if not command:
+        for name in ("upgrade", "check", "current", "heads", "history", "wait", "sql", "downgrade"):
+            assert name in result.stdout
+    else:
+        assert "--database-url" in result.stdout
+
+
+def test_custom_version_table(database, revisions, sidecar):
+    revisions.chain(2)
+    result = sidecar.run(env={"DATABASE_URL": database.url, "MIGRATE_VERSION_TABLE": "schema_revisions"})
+    assert_exit(result, 0)
+    assert database.revisions("schema_revisions") == [revisions.head]
+    assert "alembic_version" not in database.tables()
+
+
+def test_pythonpath_lets_revisions_import_the_users_own_code(sqlite_database, revisions, sidecar, tmp_path):
+    lib = tmp_path / "lib"
+    (lib / "myapp").mkdir(parents=True)
+    (lib / "myapp" / "__init__.py").write_text("TABLE = 'from_user_code'\n")
+    revisions.add('    op.create_table(myapp.TABLE, sa.Column("id", sa.Integer, primary_key=True))\n',
+                  imports="import myapp\n")
+    env = {"DATABASE_URL": sqlite_database.url}
+    without = sidecar.run(env=env)
+    assert_clean_failure(without, 7, "myapp")
+    result = sidecar.run(env={**env, "MIGRATE_PYTHONPATH": f"{tmp_path / 'nowhere'}:{lib}"})
+    assert_exit(result, 0)
+    assert "from_user_code" in sqlite_database.tables()
+
+
+@pytest.fixture
+def alembic_project(tmp_path: Path) -> Path:
+    """A full project from `alembic init -t async` with its generated env.py untouched."""
+    project = tmp_path / "project"
+    alembic = shutil.which("alembic", path=str(Path(sys.executable).parent))
+    assert alembic, "alembic command missing from the venv"
+    subprocess.run([alembic, "init", "-t", "async", str(project / "migrations")], cwd=tmp_path, check=True,
+                   capture_output=True, timeout=60)
+    generated = list(project.rglob("alembic.ini")) + list(tmp_path.glob("alembic.ini"))
+    ini = project / "alembic.ini"
+    if not ini.exists():
+        shutil.move(str(generated[0]), ini)
+    text = ini.read_text()
+    text = text.replace("script_location = migrations", f"script_location = {project / 'migrations'}")
+    text = text.replace("script_location = %(here)s/migrations", f"script_location = {project / 'migrations'}")
+    ini.write_text(text)
+    return project
+
+
+def _project_revisions(project: Path, revisions):
+    from tests.fixtures.revisions import Revisions
+    own = Revisions(project / "migrations" / "versions")
+    own.chain(2)
+    return own
+
+
+def test_alembic_config_mode_runs_the_users_own_async_env_py(pg_database, alembic_project, revisions, sidecar):
+    own = _project_revisions(alembic_project, revisions)
+    env_py = (alembic_project / "migrations" / "env.py").read_text()
+    result = sidecar.run(env={"ALEMBIC_CONFIG": str(alembic_project / "alembic.ini"),
+                              "DATABASE_URL": pg_database.url, "MIGRATE_VERSIONS_DIR": None})
+    assert_at_head(pg_database, own, result)
+    assert (alembic_project / "migrations" / "env.py").read_text() == env_py
+
+
+def test_alembic_config_mode_falls_back_to_sqlalchemy_url_in_the_ini(mariadb_database, alembic_project, revisions,
+                                                                     sidecar):
+    own = _project_revisions(alembic_project, revisions)
+    ini = alembic_project / "alembic.ini"
+    lines = [f"sqlalchemy.url = {mariadb_database.url_with('mysql+aiomysql')}" if line.startswith("sqlalchemy.url")
+             else line for line in ini.read_text().splitlines()]
+    ini.write_text("\n".join(lines) + "\n")
+    result = sidecar.run(env={"ALEMBIC_CONFIG": str(ini), "MIGRATE_VERSIONS_DIR": None})
+    assert_at_head(mariadb_database, own, result)
+
+
+def test_alembic_config_mode_with_a_percent_in_the_password(pg_password_server, alembic_project, revisions,
+                                                            sidecar):
+    own = _project_revisions(alembic_project, revisions)
+    with pg_password_server.database() as db:
+        result = sidecar.run(env={"ALEMBIC_CONFIG": str(alembic_project / "alembic.ini"), "DATABASE_URL": db.url,
+                                  "MIGRATE_VERSIONS_DIR": None, "MIGRATE_WAIT_TIMEOUT": "5"})
+        assert_at_head(db, own, result)
