@@ -370,6 +370,8 @@ def bench_apply(tools: Tools, backend: Backend, versions: Path, count: int, repe
                 applied = [e for e in json_events(run.stdout) if e.get("event") == "revision_applied"]
                 if len(applied) != count:
                     raise BenchError(f"the sidecar logged {len(applied)} revision_applied events, expected {count}")
+            elif (ran := run.stderr.count("Running upgrade ")) != count:
+                raise BenchError(f"plain alembic logged {ran} 'Running upgrade' lines, expected {count}")
             values[tool].append(run.seconds)
         progress(f"{backend.name} apply {count} #{i + 1} {tool}: {run.seconds:.3f} s")
     return ratio_row(f"apply {count} revisions", backend.name, values, "s", APPLY_TARGET)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -70,3 +71,34 @@ def build_example(destination: Path, revisions_dir: Path | None = None) -> Path:
         shutil.copytree(revisions_dir, example / "migrations")
     helm.dependency_update(example)
     return example
+
+
+def values_rows(schema: dict[str, Any], prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(key, type, default, description) for every value, depth first, from values.schema.json."""
+    rows = []
+    for key, node in schema["properties"].items():
+        if not prefix and key == "global":
+            continue
+        path = prefix + key
+        kind = node["type"] if isinstance(node["type"], str) else " or ".join(node["type"])
+        if node.get("additionalProperties") is False:
+            rows += values_rows(node, path + ".")
+        else:
+            description = node["description"]
+            if "enum" in node:
+                description += " One of: " + ", ".join(f"`{v}`" if v else '`""`' for v in node["enum"]) + "."
+            rows.append((path, kind, json.dumps(node["default"]), description))
+    return rows
+
+
+def values_table(schema: dict[str, Any]) -> str:
+    """The README's values table: one row per leaf of values.schema.json."""
+    lines = ["| key | type | default | description |", "|---|---|---|---|"]
+    for key, kind, default, description in values_rows(schema):
+        default = default.replace("|", "\\|")
+        lines.append(f"| `{key}` | {kind} | `{default}` | {description.replace('|', chr(92) + '|')} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m tests.chart.chartkit: print the values table for the chart README
+    print(values_table(json.loads((CHART_DIR / "values.schema.json").read_text())))
