@@ -1,0 +1,143 @@
+#!/bin/sh
+# Prepare Docker for the container tests on a fresh machine, idempotently:
+#   1. install docker.io, docker-compose and mmdebstrap when missing (Debian/Ubuntu, apt-get);
+#   2. start dockerd in the background when no engine answers;
+#   3. choose the base images: the official ones when they are present or `docker pull` works, otherwise local
+#      stand-ins built from Debian packages with mmdebstrap + `docker import` (cached: built once per recipe);
+#   4. write the choice as KEY=value lines to $SIDECAR_IMAGES_ENV (also a `docker-compose --env-file`) and print it.
+# Exits non-zero when no working engine can be had; tests on CI (CI=true) then fail instead of skipping.
+set -eu
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+IMAGES_ENV=${SIDECAR_IMAGES_ENV:-${TMPDIR:-/tmp}/alembic-sidecar-images.env}
+DOCKERD_LOG=${SIDECAR_DOCKERD_LOG:-/var/log/alembic-sidecar-dockerd.log}
+MIRROR=${SIDECAR_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+SUITE=bookworm
+# Official images (used when they can be had) and the tags of their local stand-ins.
+OFFICIAL_PYTHON=${SIDECAR_OFFICIAL_PYTHON:-python:3.11-slim}
+OFFICIAL_POSTGRES=${SIDECAR_OFFICIAL_POSTGRES:-postgres:15}
+OFFICIAL_MARIADB=${SIDECAR_OFFICIAL_MARIADB:-mariadb:10.11}
+STANDIN_PYTHON=alembic-sidecar-standin/python:3.11
+STANDIN_POSTGRES=alembic-sidecar-standin/postgres:15
+STANDIN_MARIADB=alembic-sidecar-standin/mariadb:10.11
+HOST_CA=/etc/ssl/certs/ca-certificates.crt
+
+log() { printf 'docker-setup: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+SUDO=
+[ "$(id -u)" = 0 ] || SUDO=sudo
+
+install_packages() {
+    missing=
+    command -v docker >/dev/null 2>&1 && command -v dockerd >/dev/null 2>&1 || missing="$missing docker.io"
+    command -v docker-compose >/dev/null 2>&1 || missing="$missing docker-compose"
+    command -v mmdebstrap >/dev/null 2>&1 || missing="$missing mmdebstrap"
+    [ -z "$missing" ] && return 0
+    command -v apt-get >/dev/null 2>&1 || die "missing:$missing and no apt-get to install them"
+    log "installing$missing"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # shellcheck disable=SC2086 # word splitting of the package list is wanted
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+}
+
+start_engine() {
+    if docker info >/dev/null 2>&1; then return 0; fi
+    command -v dockerd >/dev/null 2>&1 || die "no dockerd to start"
+    if ! pgrep -x dockerd >/dev/null 2>&1; then
+        log "starting dockerd (log: $DOCKERD_LOG)"
+        # setsid: the daemon outlives this script and the test session that started it.
+        $SUDO sh -c "setsid dockerd >>'$DOCKERD_LOG' 2>&1 </dev/null &"
+    fi
+    i=0
+    until docker info >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ "$i" -le 60 ] || { tail -n 20 "$DOCKERD_LOG" >&2 2>/dev/null || true; die "dockerd did not answer within 60 s"; }
+        sleep 1
+    done
+    log "engine ready: $(docker version --format '{{.Server.Version}}')"
+}
+
+# Prints a short hash of a stand-in's recipe; an image carrying another hash is rebuilt.
+recipe_hash() { printf '%s' "$*" | sha256sum | cut -c1-16; }
+
+image_recipe() { docker image inspect --format '{{ index .Config.Labels "org.alembic-sidecar.standin-recipe" }}' "$1" 2>/dev/null || true; }
+
+# build_standin TAG RECIPE PACKAGES ENTRYPOINT_FILE(or -) DOCKER_IMPORT_CHANGES...
+build_standin() {
+    tag=$1 recipe=$2 packages=$3 entry=$4
+    shift 4
+    if [ "$(image_recipe "$tag")" = "$recipe" ]; then log "cached: $tag"; return 0; fi
+    command -v mmdebstrap >/dev/null 2>&1 || die "mmdebstrap is needed to build $tag"
+    log "building stand-in $tag from Debian $SUITE packages: $packages"
+    work=$(mktemp -d)
+    set -- "$@" --change "LABEL org.alembic-sidecar.standin-recipe=$recipe"
+    if [ "$entry" != - ]; then
+        cp "$entry" "$work/docker-entrypoint.sh"
+        chmod 0755 "$work/docker-entrypoint.sh"
+        set -- "$@" --change 'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]'
+    fi
+    # The packaged server's default cluster/datadir is dropped: the entrypoint initialises its own from env vars.
+    $SUDO mmdebstrap --quiet --variant=essential --include="$packages" \
+        --customize-hook="mkdir -p \"\$1$(dirname $HOST_CA)\" && cp $HOST_CA \"\$1$HOST_CA\"" \
+        --customize-hook="if [ -e '$work/docker-entrypoint.sh' ]; then cp '$work/docker-entrypoint.sh' \"\$1/usr/local/bin/\"; fi" \
+        --customize-hook='rm -rf "$1"/var/lib/postgresql/15/main "$1"/etc/postgresql/15/main "$1"/var/lib/mysql/*' \
+        --customize-hook='rm -rf "$1"/usr/share/doc/* "$1"/usr/share/man/* "$1"/usr/share/locale/*' \
+        "$SUITE" "$work/rootfs.tar" "$MIRROR" >&2
+    docker import "$@" "$work/rootfs.tar" "$tag" >/dev/null
+    $SUDO rm -rf "$work"
+    log "built $tag"
+}
+
+# choose OFFICIAL BUILD_FUNCTION: prints the image to use.
+choose() {
+    if [ "${SIDECAR_FORCE_STANDINS:-}" != 1 ]; then
+        if docker image inspect "$1" >/dev/null 2>&1 || timeout 300 docker pull -q "$1" >/dev/null 2>&1; then
+            printf '%s\n' "$1"
+            return 0
+        fi
+    fi
+    log "cannot pull $1; using a local stand-in"
+    "$2"
+}
+
+python_standin() {
+    pkgs=python3,python3-venv,python-is-python3,ca-certificates
+    build_standin "$STANDIN_PYTHON" "$(recipe_hash "$pkgs" "$(cat "$HOST_CA")")" "$pkgs" - \
+        --change "ENV PIP_CERT=$HOST_CA" --change "ENV SSL_CERT_FILE=$HOST_CA" \
+        --change "ENV LANG=C.UTF-8" --change 'CMD ["python3"]'
+    printf '%s\n' "$STANDIN_PYTHON"
+}
+
+postgres_standin() {
+    pkgs=postgresql-15
+    build_standin "$STANDIN_POSTGRES" "$(recipe_hash "$pkgs" "$(cat "$HERE/standin-postgres.sh")")" "$pkgs" \
+        "$HERE/standin-postgres.sh" \
+        --change 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'ENV PGDATA=/var/lib/postgresql/data' --change 'ENV LANG=C.UTF-8' \
+        --change 'CMD ["postgres"]'
+    printf '%s\n' "$STANDIN_POSTGRES"
+}
+
+mariadb_standin() {
+    pkgs=mariadb-server
+    build_standin "$STANDIN_MARIADB" "$(recipe_hash "$pkgs" "$(cat "$HERE/standin-mariadb.sh")")" "$pkgs" \
+        "$HERE/standin-mariadb.sh" --change 'ENV LANG=C.UTF-8' --change 'CMD ["mariadbd"]'
+    printf '%s\n' "$STANDIN_MARIADB"
+}
+
+main() {
+    install_packages
+    start_engine
+    base=$(choose "$OFFICIAL_PYTHON" python_standin)
+    postgres=$(choose "$OFFICIAL_POSTGRES" postgres_standin)
+    mariadb=$(choose "$OFFICIAL_MARIADB" mariadb_standin)
+    tmp="$IMAGES_ENV.$$"
+    printf 'BASE_IMAGE=%s\nPOSTGRES_IMAGE=%s\nMARIADB_IMAGE=%s\n' "$base" "$postgres" "$mariadb" >"$tmp"
+    mv "$tmp" "$IMAGES_ENV"
+    log "images written to $IMAGES_ENV"
+    cat "$IMAGES_ENV"
+}
+
+trap 'rc=$?; if [ "$rc" != 0 ] && [ "${CI:-}" = true ]; then log "CI=true: the container tests cannot run without this; failing"; fi' EXIT
+main
