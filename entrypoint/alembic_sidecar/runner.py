@@ -79,6 +79,7 @@ class Runner:
             return Result(f"database at {_revs(current)}",
                           [f"{rev} (head)" if rev in heads else rev for rev in sorted(current)])
         if set(current) == set(heads):
+            self.log.info("database_at_heads", revision=_revs(current))
             return Result(f"database at the heads ({_revs(current)})")
         unknown = alembic_env.check_revisions(project, "heads", current)
         if unknown:
@@ -114,7 +115,9 @@ class Runner:
         applied: list[AppliedStep] = []
         await self._run_alembic(project, destination, downgrade, applied)
         after = await self._current_revisions()
-        return self._complete(current, after, len(applied), started)
+        # The user's env.py does not report steps to us: count them on the revision graph instead.
+        count = len(applied) if project.bundled else project.count_steps(current, after)
+        return self._complete(current, after, count, started)
 
     # -- the migration itself ----------------------------------------------------------------------------------
     async def _run_alembic(self, project: Project, destination: str, downgrade: bool,
