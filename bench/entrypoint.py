@@ -238,6 +238,7 @@ def scratch_database(backend: Backend, label: str) -> Iterator[str]:
 @dataclasses.dataclass(frozen=True)
 class Run:
     seconds: float
+    cpu_seconds: float  # user + system time of the child: what machine load does not inflate
     max_rss_kib: int
     stdout: str
     stderr: str
@@ -309,7 +310,8 @@ class Tools:
         if process.returncode != 0:
             tail = "\n".join((stdout + stderr).strip().splitlines()[-8:])
             raise BenchError(f"{tool} exited {process.returncode} ({shlex.join(argv)}):\n{tail}")
-        return Run(seconds, usage.ru_maxrss, stdout, stderr)  # ru_maxrss is in KiB on Linux
+        # ru_maxrss is in KiB on Linux
+        return Run(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, stdout, stderr)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -348,8 +350,11 @@ def samples_text(values: dict[str, list[float]], unit: str) -> str:
     return "; ".join(f"{tool}: " + ", ".join(fmt(v, unit).split()[0] for v in vs) for tool, vs in values.items())
 
 
-def ratio_row(measure: str, backend: str, values: dict[str, list[float]], unit: str, limit: float) -> Row:
+def ratio_row(measure: str, backend: str, values: dict[str, list[float]], unit: str, limit: float | None) -> Row:
+    """Medians of both tools; `limit` None makes an informational row without a verdict."""
     sidecar, plain = statistics.median(values[SIDECAR]), statistics.median(values[PLAIN])
+    if limit is None:
+        return Row(measure, backend, sidecar, plain, unit, "(information)", "-", samples_text(values, unit))
     verdict = "PASS" if sidecar <= limit * plain else "MISS"
     return Row(measure, backend, sidecar, plain, unit, f"<= {limit:g}x plain", verdict, samples_text(values, unit))
 
@@ -361,8 +366,9 @@ def alternate(repeat: int) -> Iterator[tuple[int, str]]:
             yield i, tool
 
 
-def bench_apply(tools: Tools, backend: Backend, versions: Path, count: int, repeat: int) -> Row:
+def bench_apply(tools: Tools, backend: Backend, versions: Path, count: int, repeat: int) -> list[Row]:
     values: dict[str, list[float]] = {SIDECAR: [], PLAIN: []}
+    cpu: dict[str, list[float]] = {SIDECAR: [], PLAIN: []}
     for i, tool in alternate(repeat):
         with scratch_database(backend, "apply") as database:
             run = tools.run(tool, backend.url(database), versions, f"{backend.name}-apply-{i}")
@@ -373,12 +379,15 @@ def bench_apply(tools: Tools, backend: Backend, versions: Path, count: int, repe
             elif (ran := run.stderr.count("Running upgrade ")) != count:
                 raise BenchError(f"plain alembic logged {ran} 'Running upgrade' lines, expected {count}")
             values[tool].append(run.seconds)
-        progress(f"{backend.name} apply {count} #{i + 1} {tool}: {run.seconds:.3f} s")
-    return ratio_row(f"apply {count} revisions", backend.name, values, "s", APPLY_TARGET)
+            cpu[tool].append(run.cpu_seconds)
+        progress(f"{backend.name} apply {count} #{i + 1} {tool}: {run.seconds:.3f} s (CPU {run.cpu_seconds:.3f} s)")
+    return [ratio_row(f"apply {count} revisions", backend.name, values, "s", APPLY_TARGET),
+            ratio_row(f"apply {count} revisions: CPU time of the process", backend.name, cpu, "s", None)]
 
 
 def bench_noop(tools: Tools, backend: Backend, versions: Path, count: int, repeat: int) -> list[Row]:
     times: dict[str, list[float]] = {SIDECAR: [], PLAIN: []}
+    cpu: dict[str, list[float]] = {SIDECAR: [], PLAIN: []}
     rss: dict[str, list[float]] = {SIDECAR: [], PLAIN: []}
     with scratch_database(backend, "noop") as database:
         url = backend.url(database)
@@ -392,10 +401,12 @@ def bench_noop(tools: Tools, backend: Backend, versions: Path, count: int, repea
                 if not summary or summary[-1].get("applied") not in (0, "0"):
                     raise BenchError("the sidecar's no-op run did not log migration_complete with applied=0")
             times[tool].append(run.seconds)
+            cpu[tool].append(run.cpu_seconds)
             rss[tool].append(run.max_rss_kib / 1024)
-            progress(f"{backend.name} no-op {count} #{i + 1} {tool}: {run.seconds:.3f} s, "
+            progress(f"{backend.name} no-op {count} #{i + 1} {tool}: {run.seconds:.3f} s (CPU {run.cpu_seconds:.3f} s), "
                      f"{run.max_rss_kib / 1024:.1f} MiB")
     return [ratio_row(f"no-op at head ({count} revisions)", backend.name, times, "s", NOOP_TARGET),
+            ratio_row(f"no-op at head ({count} revisions): CPU time of the process", backend.name, cpu, "s", None),
             ratio_row(f"peak RSS of the no-op ({count} revisions)", backend.name, rss, "MiB", MEMORY_TARGET)]
 
 
@@ -682,9 +693,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--apply-revisions", type=int, default=500)
     parser.add_argument("--noop-revisions", type=int, default=1000)
     parser.add_argument("--repeat-apply", type=int, default=3)
-    parser.add_argument("--repeat-noop", type=int, default=5)
+    parser.add_argument("--repeat-noop", type=int, default=7)
     parser.add_argument("--repeat-detect", type=int, default=5)
-    parser.add_argument("--detect-delay", type=float, nargs=2, default=(1.0, 2.5), metavar=("MIN", "MAX"),
+    parser.add_argument("--detect-delay", type=float, nargs=2, default=(1.5, 3.0), metavar=("MIN", "MAX"),
                         help="seconds between starting the sidecar and starting the server")
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--pg-bin", help="directory of initdb/postgres (default: newest /usr/lib/postgresql/*/bin)")
@@ -728,8 +739,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     for backend in backends:
         steps = [("noop", lambda b=backend: bench_noop(tools, b, noop_dir, args.noop_revisions, args.repeat_noop)),
-                 ("apply", lambda b=backend: [bench_apply(tools, b, apply_dir, args.apply_revisions,
-                                                          args.repeat_apply)])]
+                 ("apply", lambda b=backend: bench_apply(tools, b, apply_dir, args.apply_revisions,
+                                                         args.repeat_apply))]
         for step, measure in steps:
             if step not in only:
                 continue

@@ -62,6 +62,8 @@ class Runner:
         if command == "sql":
             return self._sql(project, fallback_url)
         self.target = database_url.resolve(settings, fallback_url=fallback_url)
+        if command in ("upgrade", "downgrade", "check"):
+            project.script  # noqa: B018 - import every revision file now: a broken one fails before any connection
         try:
             await self._connect()
             if command == "wait":
