@@ -47,6 +47,8 @@ WORK = ROOT / "bench" / ".work"
 RESULTS = ROOT / "bench" / "RESULTS.md"
 START, END = "<!-- entrypoint:start -->", "<!-- entrypoint:end -->"
 SIDECAR, PLAIN = "alembic-sidecar", "plain alembic"
+# The same project with one change to its env.py, for reference: the sidecar's default transaction policy.
+PLAIN_TPM = "plain alembic + transaction_per_migration"
 
 # Targets from issue 2: (ratio sidecar/plain at most ...) or an absolute bound.
 NOOP_TARGET, APPLY_TARGET, MEMORY_TARGET, DETECTION_TARGET_S = 0.4, 1.1, 1.0, 0.5
@@ -252,6 +254,7 @@ class Tools:
         self.sidecar = bin_dir / "alembic-sidecar"
         self.alembic = bin_dir / "alembic"
         self.plain_dir = WORK / "plain"
+        self.plain_tpm_dir = WORK / "plain-tpm"
         self.logs = WORK / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         if not os.access(self.alembic, os.X_OK):
@@ -262,23 +265,32 @@ class Tools:
                          and k not in ("DATABASE_URL", "ALEMBIC_CONFIG")}
 
     def init_plain(self) -> None:
-        """`alembic init -t async` once, as a user would, into bench/.work/plain."""
-        if (self.plain_dir / "alembic.ini").exists():
-            return
-        self.plain_dir.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(self.alembic), "init", "-t", "async", "alembic"], cwd=self.plain_dir, check=True,
-                       stdout=subprocess.DEVNULL, env=self.base_env)
+        """`alembic init -t async` once, as a user would, into bench/.work/plain (and a copy, plain-tpm)."""
+        if not (self.plain_dir / "alembic.ini").exists():
+            self.plain_dir.mkdir(parents=True, exist_ok=True)
+            subprocess.run([str(self.alembic), "init", "-t", "async", "alembic"], cwd=self.plain_dir, check=True,
+                           stdout=subprocess.DEVNULL, env=self.base_env)
+        if not (self.plain_tpm_dir / "alembic.ini").exists():
+            shutil.copytree(self.plain_dir, self.plain_tpm_dir, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("bench-*.ini", "__pycache__"))
+            env_py = self.plain_tpm_dir / "alembic" / "env.py"
+            old = "context.configure(connection=connection, target_metadata=target_metadata)"
+            if old not in env_py.read_text():
+                raise BenchError(f"the generated {env_py} has no line {old!r} to patch")
+            env_py.write_text(env_py.read_text().replace(
+                old, "context.configure(connection=connection, target_metadata=target_metadata, "
+                     "transaction_per_migration=True)"))
 
-    def plain_ini(self, url: str, versions: Path) -> Path:
+    def plain_ini(self, project: Path, url: str, versions: Path) -> Path:
         """The generated alembic.ini with only its URL and version_locations changed."""
-        text = (self.plain_dir / "alembic.ini").read_text()
+        text = (project / "alembic.ini").read_text()
         text, urls = re.subn(r"(?m)^sqlalchemy\.url = .*$", lambda _: "sqlalchemy.url = " + url.replace("%", "%%"),
                              text)
         text, scripts = re.subn(r"(?m)^(script_location = .*)$",
                                 lambda m: f"{m.group(1)}\nversion_locations = {versions}", text)
         if urls != 1 or scripts != 1:
             raise BenchError("the generated alembic.ini has no sqlalchemy.url or script_location line")
-        path = self.plain_dir / f"bench-{uuid.uuid4().hex[:8]}.ini"
+        path = project / f"bench-{uuid.uuid4().hex[:8]}.ini"
         path.write_text(text)
         return path
 
@@ -291,8 +303,9 @@ class Tools:
             env = dict(self.base_env, DATABASE_URL=url, MIGRATE_VERSIONS_DIR=str(versions), MIGRATE_LOG_FORMAT="json",
                        MIGRATE_TERMINATION_LOG=str(WORK / "termination-log"))
             return [str(self.sidecar), "upgrade"], env, WORK, None
-        ini = self.plain_ini(url, versions)
-        return [str(self.alembic), "-c", str(ini), "upgrade", "head"], dict(self.base_env), self.plain_dir, ini
+        project = self.plain_tpm_dir if tool == PLAIN_TPM else self.plain_dir
+        ini = self.plain_ini(project, url, versions)
+        return [str(self.alembic), "-c", str(ini), "upgrade", "head"], dict(self.base_env), project, ini
 
     def run(self, tool: str, url: str, versions: Path, tag: str) -> Run:
         argv, env, cwd, scratch = self.command(tool, url, versions)
@@ -359,17 +372,18 @@ def ratio_row(measure: str, backend: str, values: dict[str, list[float]], unit: 
     return Row(measure, backend, sidecar, plain, unit, f"<= {limit:g}x plain", verdict, samples_text(values, unit))
 
 
-def alternate(repeat: int) -> Iterator[tuple[int, str]]:
-    """Interleave the tools and swap who goes first, so drift on the machine hurts both alike."""
+def alternate(repeat: int, tools: Sequence[str] = (SIDECAR, PLAIN)) -> Iterator[tuple[int, str]]:
+    """Interleave the tools and rotate who goes first, so drift on the machine hurts all alike."""
     for i in range(repeat):
-        for tool in ((SIDECAR, PLAIN) if i % 2 == 0 else (PLAIN, SIDECAR)):
+        shift = i % len(tools)
+        for tool in (*tools[shift:], *tools[:shift]):
             yield i, tool
 
 
 def bench_apply(tools: Tools, backend: Backend, versions: Path, count: int, repeat: int) -> list[Row]:
-    values: dict[str, list[float]] = {SIDECAR: [], PLAIN: []}
-    cpu: dict[str, list[float]] = {SIDECAR: [], PLAIN: []}
-    for i, tool in alternate(repeat):
+    values: dict[str, list[float]] = {SIDECAR: [], PLAIN: [], PLAIN_TPM: []}
+    cpu: dict[str, list[float]] = {SIDECAR: [], PLAIN: [], PLAIN_TPM: []}
+    for i, tool in alternate(repeat, (SIDECAR, PLAIN, PLAIN_TPM)):
         with scratch_database(backend, "apply") as database:
             run = tools.run(tool, backend.url(database), versions, f"{backend.name}-apply-{i}")
             if tool == SIDECAR:
@@ -381,8 +395,14 @@ def bench_apply(tools: Tools, backend: Backend, versions: Path, count: int, repe
             values[tool].append(run.seconds)
             cpu[tool].append(run.cpu_seconds)
         progress(f"{backend.name} apply {count} #{i + 1} {tool}: {run.seconds:.3f} s (CPU {run.cpu_seconds:.3f} s)")
+    tpm = {SIDECAR: values[SIDECAR], PLAIN: values[PLAIN_TPM]}
+    tpm_cpu = {SIDECAR: cpu[SIDECAR], PLAIN: cpu[PLAIN_TPM]}
     return [ratio_row(f"apply {count} revisions", backend.name, values, "s", APPLY_TARGET),
-            ratio_row(f"apply {count} revisions: CPU time of the process", backend.name, cpu, "s", None)]
+            ratio_row(f"apply {count} revisions: CPU time of the process", backend.name, cpu, "s", None),
+            ratio_row(f"apply {count}, plain with `transaction_per_migration=True` (the sidecar's default)",
+                      backend.name, tpm, "s", None),
+            ratio_row(f"apply {count}, plain with `transaction_per_migration=True`: CPU time", backend.name,
+                      tpm_cpu, "s", None)]
 
 
 def bench_noop(tools: Tools, backend: Backend, versions: Path, count: int, repeat: int) -> list[Row]:
@@ -536,61 +556,80 @@ def bench_detection(tools: Tools, versions: Path, repeat: int, pg_bin: Path, os_
     chooser = random.Random(seed)
     ready_deltas: list[float] = []
     start_deltas: list[float] = []
+    late = 0
     cluster = TempCluster(pg_bin, os_user)
     try:
         url = f"postgresql+asyncpg://postgres@127.0.0.1:{cluster.port}/postgres"
-        for i in range(repeat):
-            argv, env, cwd, _ = tools.command(SIDECAR, url, versions)
-            env["MIGRATE_WAIT_TIMEOUT"] = "60"
-            out_path = tools.logs / f"detect-{i}.out"
-            with open(out_path, "w") as out, open(tools.logs / f"detect-{i}.err", "w") as err:
-                sidecar = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-                try:
-                    time.sleep(chooser.uniform(*delay))
-                    if sidecar.poll() is not None:
-                        raise BenchError(f"the sidecar exited {sidecar.returncode} before the database started")
-                    cluster.start()
-                    deadline = time.monotonic() + 60
-                    while True:
-                        attempt = time.time()
-                        if pg_login(cluster.port):
-                            accepted = attempt
-                            break
-                        if time.monotonic() > deadline or cluster.process.poll() is not None:
-                            raise BenchError(f"the temporary cluster never accepted a login; see {cluster.root}")
-                        time.sleep(0.002)
-                    code = sidecar.wait(120)
-                except BaseException:
-                    sidecar.kill()
-                    sidecar.wait()
-                    raise
-            events = json_events(out_path.read_text())
-            if code != 0:
-                raise BenchError(f"the sidecar exited {code} in the detection run; see {out_path}")
+        for i in range(3 * repeat):
+            if len(ready_deltas) == repeat:
+                break
+            accepted, events = _detection_run(tools, cluster, url, versions, chooser.uniform(*delay), i)
+            cluster.reset()
+            cluster.stop()
             ready = [e for e in events if e.get("event") == "database_ready"]
             if not ready:
-                raise BenchError(f"the sidecar logged no database_ready event; see {out_path}")
+                raise BenchError(f"the sidecar logged no database_ready event; see {tools.logs}/detect-{i}.out")
+            if ready[0].get("attempts") == 1:
+                # Its first login worked: the sidecar was still starting up when the server came up, so this
+                # run measured its start-up, not its detection. Not a sample (counted in the report).
+                late += 1
+                progress(f"detection #{i + 1}: the sidecar had not started waiting yet; run discarded")
+                continue
             ready_at = event_time(ready[0])
             later = [event_time(e) for e in events if e.get("event") in UPGRADE_START_EVENTS
                      and event_time(e) >= ready_at]
             ready_deltas.append(ready_at - accepted)
-            start_deltas.append(min(later) if later else ready_at)
-            start_deltas[-1] -= accepted
+            start_deltas.append((min(later) if later else ready_at) - accepted)
             progress(f"detection #{i + 1}: database_ready +{ready_deltas[-1]:.3f} s, "
                      f"upgrade start +{start_deltas[-1]:.3f} s after the first accepted login")
-            cluster.reset()
-            cluster.stop()
     finally:
         cluster.close()
+    if not ready_deltas:
+        raise BenchError(f"all {late} detection runs started the server before the sidecar waited; "
+                         "raise --detect-delay")
+    note = f" ({late} run(s) discarded: the sidecar was still starting up)" if late else ""
     ready_median, start_median = statistics.median(ready_deltas), statistics.median(start_deltas)
     return [
         Row("detection: accepts login -> `database_ready`", "postgresql", ready_median, None, "s",
             f"< {DETECTION_TARGET_S:g} s", "PASS" if ready_median < DETECTION_TARGET_S else "MISS",
-            samples_text({SIDECAR: ready_deltas}, "s")),
+            samples_text({SIDECAR: ready_deltas}, "s") + note),
         Row("detection: accepts login -> upgrade starts (first lock/revision event)", "postgresql", start_median,
             None, "s", f"< {DETECTION_TARGET_S:g} s", "PASS" if start_median < DETECTION_TARGET_S else "MISS",
-            samples_text({SIDECAR: start_deltas}, "s")),
+            samples_text({SIDECAR: start_deltas}, "s") + note),
     ]
+
+
+def _detection_run(tools: Tools, cluster: TempCluster, url: str, versions: Path, delay: float,
+                   i: int) -> tuple[float, list[dict[str, object]]]:
+    """One sidecar run against the down cluster; returns when the server first accepted a login, and the log."""
+    argv, env, cwd, _ = tools.command(SIDECAR, url, versions)
+    env["MIGRATE_WAIT_TIMEOUT"] = "60"
+    out_path = tools.logs / f"detect-{i}.out"
+    with open(out_path, "w") as out, open(tools.logs / f"detect-{i}.err", "w") as err:
+        sidecar = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        try:
+            time.sleep(delay)
+            if sidecar.poll() is not None:
+                raise BenchError(f"the sidecar exited {sidecar.returncode} before the database started; "
+                                 f"see {out_path}")
+            cluster.start()
+            deadline = time.monotonic() + 60
+            while True:
+                attempt = time.time()  # resolution: one poll interval plus one login, a few ms
+                if pg_login(cluster.port):
+                    accepted = attempt
+                    break
+                if time.monotonic() > deadline or cluster.process is None or cluster.process.poll() is not None:
+                    raise BenchError(f"the temporary cluster never accepted a login; see {cluster.root}")
+                time.sleep(0.002)
+            code = sidecar.wait(120)
+        except BaseException:
+            sidecar.kill()
+            sidecar.wait()
+            raise
+    if code != 0:
+        raise BenchError(f"the sidecar exited {code} in the detection run; see {out_path}")
+    return accepted, json_events(out_path.read_text())
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -713,6 +752,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "cd <repo> && .venv/bin/python bench/entrypoint.py" + (" " + shlex.join(argv) if argv else "")
     started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     only = set(args.only.split(","))
+    load_at_start = os.getloadavg()[0]
     backends: list[Backend] = []
     for name in args.databases.split(","):
         if name == "postgresql":
@@ -755,6 +795,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                         args.seed))
         except Exception as error:
             errors.append(f"detection: {type(error).__name__}: {error}")
+    facts.append(f"load average (1 min) at start {load_at_start:.2f}, at end {os.getloadavg()[0]:.2f} "
+                 "(other work on the machine inflates wall times; CPU-time rows are less sensitive)")
     section = report(rows, facts, command, args, started, errors)
     print(table(rows))
     for error in errors:
