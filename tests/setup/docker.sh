@@ -13,6 +13,8 @@ IMAGES_ENV=${SIDECAR_IMAGES_ENV:-${TMPDIR:-/tmp}/alembic-sidecar-images.env}
 DOCKERD_LOG=${SIDECAR_DOCKERD_LOG:-/var/log/alembic-sidecar-dockerd.log}
 MIRROR=${SIDECAR_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
+# minbase is what debian:bookworm-slim (under the official images) holds: apt, libstdc++ (greenlet needs it), no docs.
+VARIANT=minbase
 # Official images (used when they can be had) and the tags of their local stand-ins.
 OFFICIAL_PYTHON=${SIDECAR_OFFICIAL_PYTHON:-python:3.11-slim}
 OFFICIAL_POSTGRES=${SIDECAR_OFFICIAL_POSTGRES:-postgres:15}
@@ -59,7 +61,7 @@ start_engine() {
 }
 
 # Prints a short hash of a stand-in's recipe; an image carrying another hash is rebuilt.
-recipe_hash() { printf '%s' "$*" | sha256sum | cut -c1-16; }
+recipe_hash() { printf '%s' "$SUITE $VARIANT $*" | sha256sum | cut -c1-16; }
 
 image_recipe() { docker image inspect --format '{{ index .Config.Labels "org.alembic-sidecar.standin-recipe" }}' "$1" 2>/dev/null || true; }
 
@@ -78,7 +80,7 @@ build_standin() {
         set -- "$@" --change 'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]'
     fi
     # The packaged server's default cluster/datadir is dropped: the entrypoint initialises its own from env vars.
-    $SUDO mmdebstrap --quiet --variant=essential --include="$packages" \
+    $SUDO mmdebstrap --quiet --variant=$VARIANT --include="$packages" \
         --customize-hook="mkdir -p \"\$1$(dirname $HOST_CA)\" && cp $HOST_CA \"\$1$HOST_CA\"" \
         --customize-hook="if [ -e '$work/docker-entrypoint.sh' ]; then cp '$work/docker-entrypoint.sh' \"\$1/usr/local/bin/\"; fi" \
         --customize-hook='rm -rf "$1"/var/lib/postgresql/15/main "$1"/etc/postgresql/15/main "$1"/var/lib/mysql/*' \
