@@ -25,12 +25,14 @@ def ci_values(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) or {}
 
 
-def render(chart: str | Path | helm.Chart, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def render(chart: str | Path | helm.Chart, values: dict[str, Any] | None = None, *,
+           revision: int = 1) -> list[dict[str, Any]]:
     """Every object the chart renders for ``values`` (NOTES.txt and empty documents left out)."""
     owned = not isinstance(chart, helm.Chart)
     loaded = helm.Chart.load(chart) if owned else chart
     try:
-        manifests = loaded.render(values or {}, name=RELEASE, namespace=NAMESPACE, is_install=True)
+        manifests = loaded.render(values or {}, name=RELEASE, namespace=NAMESPACE, revision=revision,
+                                  is_install=revision == 1, is_upgrade=revision > 1)
     finally:
         if owned:
             loaded.close()

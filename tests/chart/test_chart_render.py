@@ -270,6 +270,15 @@ def test_hook_annotations_only_when_enabled(chart, name):
         assert hooked == set()
 
 
+def test_a_plain_job_is_renamed_on_every_upgrade_and_a_hook_job_keeps_its_name(chart):
+    # A Job's pod template is immutable: patching it on `helm upgrade` would fail.
+    names = [only(render(chart, revision=r), "Job")["metadata"]["name"] for r in (1, 2)]
+    assert names == ["shop-alembic-sidecar-1", "shop-alembic-sidecar-2"]
+    hooked = {"job": {"useHelmHooks": True}}
+    names = [only(render(chart, hooked, revision=r), "Job")["metadata"]["name"] for r in (1, 2)]
+    assert names == ["shop-alembic-sidecar", "shop-alembic-sidecar"]
+
+
 def test_hooks_are_off_by_default(chart):
     assert chart.values["job"]["useHelmHooks"] is False
 
@@ -338,6 +347,7 @@ def test_copy_source_copies_into_the_shared_empty_dir(chart):
     spec = pod_spec(render(chart, with_job(VALUE_SETS["init-container-copy-values"])), "Job")
     copier = only([dict(c, kind=c["name"]) for c in spec["initContainers"]], "copy-revisions")
     assert copier["image"] == "registry.example.com/team/app:1.4.2"
+    assert copier["imagePullPolicy"] == "IfNotPresent"
     assert copier["command"] == ["cp", "-R", "/srv/app/migrations/versions/.", "/migrations/versions"]
     volume = next(v for v in spec["volumes"] if v["name"] == "alembic-sidecar-revisions")
     assert "emptyDir" in volume

@@ -102,7 +102,7 @@ terminationMessagePolicy: FallbackToLogsOnError
 {{- define "alembic-sidecar.copyContainer" -}}
 name: copy-revisions
 image: {{ required "revisions.copy.image is required when revisions.source is copy" .Values.revisions.copy.image | quote }}
-imagePullPolicy: {{ .Values.image.pullPolicy }}
+imagePullPolicy: {{ .Values.revisions.copy.pullPolicy }}
 command: ["cp", "-R", {{ printf "%s/." (trimSuffix "/" .Values.revisions.copy.path) | quote }}, {{ .Values.revisions.dir | quote }}]
 volumeMounts:
   - name: alembic-sidecar-revisions

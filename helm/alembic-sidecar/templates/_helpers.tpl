@@ -53,6 +53,19 @@ app.kubernetes.io/component: migration
 {{- end }}
 {{- end }}
 
+{{/*
+The Job's name. A Job's pod template is immutable, so a plain Job carries the release revision: every install and
+upgrade creates a new Job (Helm deletes the previous one) instead of failing to patch it. A hook Job keeps one name;
+its before-hook-creation delete policy replaces it.
+*/}}
+{{- define "alembic-sidecar.jobName" -}}
+{{- if .Values.job.useHelmHooks }}
+{{- include "alembic-sidecar.fullname" . }}
+{{- else }}
+{{- printf "%s-%d" (include "alembic-sidecar.fullname" . | trunc 52 | trimSuffix "-") (int .Release.Revision) }}
+{{- end }}
+{{- end }}
+
 {{- define "alembic-sidecar.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "alembic-sidecar.fullname" .) .Values.serviceAccount.name }}

@@ -1,0 +1,196 @@
+"""The rendered containers run for real: docker runs the Job's container and the example app's initContainer exactly
+as Helm rendered them, against the real PostgreSQL and MariaDB, and the schema ends at head."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.chart.chartkit import CHART_DIR, REPO, build_example, pod_spec, render
+from tests.chart.podrun import Cluster, Pod, finish
+from tests.fixtures.revisions import LOG_TABLE, applied_counts
+
+pytestmark = pytest.mark.chart
+
+EXAMPLE_REVISIONS = REPO / "image" / "examples" / "versions"
+EXAMPLE_HEAD = "0003"
+#: A revision that logs itself like the fixture's logged revisions, after two seconds inside the database.
+SLOW_LOGGED_BODY = f"""\
+    op.execute("CREATE TABLE IF NOT EXISTS {LOG_TABLE} (revision VARCHAR(64) NOT NULL)")
+    op.create_table("t_{{rev}}", sa.Column("id", sa.Integer, primary_key=True))
+    sleep = "SELECT pg_sleep(2)" if op.get_bind().dialect.name == "postgresql" else "SELECT SLEEP(2)"
+    op.execute(sleep)
+    op.execute("INSERT INTO {LOG_TABLE} (revision) VALUES ('{{rev}}')")
+"""
+
+
+@pytest.fixture(params=["pg_database", "mariadb_database"], ids=["postgresql", "mariadb"])
+def database(request):
+    return request.getfixturevalue(request.param)
+
+
+def image_values(image: str) -> dict:
+    repository, tag = image.rsplit(":", 1)
+    return {"image": {"repository": repository, "tag": tag, "pullPolicy": "Never"}}
+
+
+def files_of(directory: Path) -> dict[str, str]:
+    """A ConfigMap's data as `kubectl create configmap --from-file=<dir>` makes it."""
+    return {p.name: p.read_text() for p in sorted(directory.glob("*.py"))}
+
+
+def assert_succeeded(results) -> None:
+    for result in results:
+        assert result.returncode == 0, (
+            f"{result.name} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+
+
+def completion(result) -> dict:
+    return next(e for e in result.events() if e.get("event") == "migration_complete")
+
+
+@pytest.fixture
+def pods():
+    made: list[Pod] = []
+
+    def make(spec, cluster, name) -> Pod:
+        made.append(Pod(spec, cluster, name))
+        return made[-1]
+
+    yield make
+    for pod in made:
+        pod.close()
+
+
+def test_rendered_job_migrates_the_database_to_head(sidecar_image, database, pods):
+    values = image_values(sidecar_image) | {
+        "database": {"existingSecret": "app-database", "urlKey": "DATABASE_URL"},
+        "revisions": {"source": "configMap", "configMap": "{{ .Release.Name }}-revisions"},
+    }
+    cluster = Cluster(secrets={"app-database": {"DATABASE_URL": database.url}},
+                      config_maps={"shop-revisions": files_of(EXAMPLE_REVISIONS)})
+    spec = pod_spec(render(CHART_DIR, values), "Job")
+
+    results = pods(spec, cluster, "job").run_all()
+
+    assert_succeeded(results)
+    assert database.revisions() == [EXAMPLE_HEAD]
+    assert {"accounts", "orders"} <= set(database.tables())
+    summary = completion(results[-1])
+    assert (summary["to_revision"], summary["applied"]) == (EXAMPLE_HEAD, 3)
+    assert results[-1].termination_message.strip(), "the one-line summary reaches the termination log"
+
+
+def test_rendered_job_reads_host_user_and_password_file(sidecar_image, pg_password_server, pods):
+    with pg_password_server.database() as db:
+        values = image_values(sidecar_image) | {"database": {
+            "existingSecret": "app-db-password", "passwordKey": "password", "driver": "postgresql",
+            "host": pg_password_server.host, "port": pg_password_server.port, "name": db.name,
+            "user": pg_password_server.user},
+            "revisions": {"source": "configMap", "configMap": "revisions"}}
+        cluster = Cluster(secrets={"app-db-password": {"password": pg_password_server.password}},
+                          config_maps={"revisions": files_of(EXAMPLE_REVISIONS)})
+        spec = pod_spec(render(CHART_DIR, values), "Job")
+
+        results = pods(spec, cluster, "host").run_all()
+
+        assert_succeeded(results)
+        assert db.revisions() == [EXAMPLE_HEAD]
+        output = "".join(r.stdout + r.stderr + r.termination_message for r in results)
+        assert pg_password_server.password not in output
+
+
+def test_example_app_init_container_migrates_the_database_to_head(sidecar_image, database, pods, tmp_path):
+    example = build_example(tmp_path)
+    objects = render(example, {"migrations": image_values(sidecar_image)})
+    cluster = Cluster(secrets={"shop-database": {"url": database.url}})
+    cluster.add_rendered(objects)  # the revisions ConfigMap the example chart ships
+    spec = pod_spec(objects, "Deployment")
+    spec = spec | {"containers": []}  # the application image itself is not part of this test
+
+    results = pods(spec, cluster, "app").run_all()
+
+    assert [r.name for r in results] == ["migrate"]
+    assert_succeeded(results)
+    assert database.revisions() == [EXAMPLE_HEAD]
+
+
+def test_three_replicas_of_the_example_app_apply_each_revision_exactly_once(
+        sidecar_image, database, revisions, pods, tmp_path):
+    revisions.chain(2)
+    revisions.add(SLOW_LOGGED_BODY, message="slow")  # keeps the first replica in the lock while the others arrive
+    revisions.chain(2)
+    example = build_example(tmp_path / "chart", revisions_dir=revisions.dir)
+    objects = render(example, {"migrations": image_values(sidecar_image)})
+    cluster = Cluster(secrets={"shop-database": {"url": database.url}})
+    cluster.add_rendered(objects)
+    spec = pod_spec(objects, "Deployment")
+    (init,) = spec["initContainers"]
+
+    replicas = [pods(spec, cluster, f"replica{i}") for i in range(3)]
+    started = [(pod, pod.start(init)) for pod in replicas]  # all three at once
+    results = [finish(f"replica{i}", process, termination, run_name, 180)
+               for i, (pod, (process, termination, run_name)) in enumerate(started)]
+
+    assert_succeeded(results)
+    assert applied_counts(database) == {rev: 1 for rev in revisions.ids}
+    assert database.revisions() == [revisions.head]
+    applied = sorted(completion(r)["applied"] for r in results)
+    assert sum(applied) == len(revisions.ids), json.dumps([r.events() for r in results], indent=1)
+    assert applied.count(0) >= 1, "the replicas that came second found the database at head"
+    waited = [r for r in results if any(e.get("event") == "lock_waiting" for e in r.events())]
+    assert len(waited) >= 1, "the replicas overlapped, so at least one waited for the lock"
+
+
+def test_a_wrong_password_fails_the_job_at_once_through_its_pod_failure_policy(
+        sidecar_image, pg_password_server, pods):
+    with pg_password_server.database() as db:
+        values = image_values(sidecar_image) | {"database": {
+            "existingSecret": "app-db-password", "host": pg_password_server.host, "port": pg_password_server.port,
+            "name": db.name, "user": pg_password_server.user},
+            "revisions": {"source": "configMap", "configMap": "revisions"}}
+        cluster = Cluster(secrets={"app-db-password": {"password": "not-the-password"}},
+                          config_maps={"revisions": files_of(EXAMPLE_REVISIONS)})
+        job = next(o for o in render(CHART_DIR, values) if o["kind"] == "Job")
+
+        (result,) = pods(job["spec"]["template"]["spec"], cluster, "wrong").run_all()
+
+        fail_job = next(r for r in job["spec"]["podFailurePolicy"]["rules"] if r["action"] == "FailJob")
+        assert result.returncode == 5
+        assert result.returncode in fail_job["onExitCodes"]["values"], "a retry cannot fix a wrong password"
+        assert result.termination_message.strip(), "kubectl describe shows why"
+        assert "not-the-password" not in result.stdout + result.stderr + result.termination_message
+        assert db.revisions() == []
+
+
+def test_copy_source_migrates_from_revision_files_in_the_application_image(
+        sidecar_image, pg_database, revisions, pods, tmp_path):
+    import subprocess
+    import uuid
+
+    revisions.chain(3)
+    context = tmp_path / "app-image"
+    shutil.copytree(revisions.dir, context / "versions")
+    # The "application image": any image with a cp and the revision files; here the sidecar image plus the files.
+    (context / "Dockerfile").write_text(f"FROM {sidecar_image}\nCOPY versions /srv/app/migrations/versions\n")
+    app_image = f"alembic-sidecar-chart-test-app:{uuid.uuid4().hex[:12]}"
+    subprocess.run(["docker", "build", "-q", "-t", app_image, str(context)], check=True, capture_output=True)
+    try:
+        values = image_values(sidecar_image) | {
+            "database": {"existingSecret": "app-database"},
+            "revisions": {"source": "copy", "copy": {"image": app_image, "path": "/srv/app/migrations/versions"}},
+        }
+        cluster = Cluster(secrets={"app-database": {"url": pg_database.url}})
+        spec = pod_spec(render(CHART_DIR, values), "Job")
+
+        results = pods(spec, cluster, "copy").run_all()
+
+        assert [r.name for r in results] == ["copy-revisions", "migrate"]
+        assert_succeeded(results)
+        assert pg_database.revisions() == [revisions.head]
+        assert applied_counts(pg_database) == {rev: 1 for rev in revisions.ids}
+    finally:
+        subprocess.run(["docker", "rmi", "-f", app_image], capture_output=True)
