@@ -97,9 +97,9 @@ def _runs_with_the_marker(sidecar, tmp_path, pg_database):
     yield "dns", sidecar.run(env={"DATABASE_URL": f"mysql://u:{MARKER_URL}@nohost.sidecar-test.invalid/db",
                                   "MIGRATE_WAIT_TIMEOUT": "1"}, check_secrets=False), 3
     yield "file", sidecar.run(env={**parts, "DB_PASSWORD_FILE": str(secret_file), "MIGRATE_LOG_LEVEL": "debug"},
-                              check_secrets=False), 0
+                              check_secrets=False), 1
     yield "debug", sidecar.run(env={**parts, "DB_PASSWORD": MARKER, "MIGRATE_LOG_LEVEL": "debug"},
-                               check_secrets=False), 0
+                               check_secrets=False), 1
     yield "both", sidecar.run(env={**parts, "DB_PASSWORD": MARKER, "DB_PASSWORD_FILE": str(secret_file)},
                               check_secrets=False), 2
     yield "sql", sidecar.run("sql", env={"DATABASE_URL": refused}, check_secrets=False), 0
@@ -112,6 +112,7 @@ def _runs_with_the_marker(sidecar, tmp_path, pg_database):
 
 
 def test_no_secret_in_any_output_success_or_failure(pg_database, revisions, sidecar, tmp_path):
+    """Logins with the marker password (file, env, URL, flag) reach a failing revision: exit 1 after r0001."""
     revisions.chain(1)
     revisions.failing()
     problems = []

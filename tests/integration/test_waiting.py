@@ -30,7 +30,10 @@ def test_database_coming_up_3s_after_the_sidecar_is_detected_within_half_a_secon
     assert migration_started - server.ready_at < 1.0, result
     # Throttled: a login attempt at least every ~0.5 s over 3 s, but only a few lines about it.
     waiting = result.named("database_waiting")
-    assert 1 <= len(waiting) <= 3, f"{len(waiting)} database_waiting lines in 3 s\n{result}"
+    assert len(waiting) <= 3, f"{len(waiting)} database_waiting lines in 3 s\n{result}"
+    attempts = result.one("database_ready").get("attempts")
+    if attempts is not None:
+        assert attempts >= 4 and attempts > 2 * len(waiting), result
     admin = server.admin()
     try:
         assert admin.rows("SELECT version_num FROM alembic_version") == [(revisions.head,)]
@@ -101,14 +104,13 @@ def test_missing_privilege_fails_with_exit_5(pg_password_server, revisions, side
     with server.database() as db:
         admin = server.admin(db.name)
         try:
+            # PostgreSQL 15: only the database owner may create in schema public.
             admin.execute(f'ALTER DATABASE "{db.name}" OWNER TO postgres')
-            admin.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
-            admin.execute(f'GRANT CONNECT ON DATABASE "{db.name}" TO "{server.user}"')
+            admin.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
         finally:
             admin.close()
         result = sidecar.run("upgrade", env={"DATABASE_URL": db.url, "MIGRATE_WAIT_TIMEOUT": "5"})
-        assert_clean_failure(result, 5)
-        assert "Traceback" not in result.output
+        assert_clean_failure(result, 5, "permission")
 
 
 def test_wait_command_returns_0_once_the_database_accepts_a_login_and_writes_nothing(database, revisions, sidecar):
