@@ -397,12 +397,15 @@ def bench_apply(tools: Tools, backend: Backend, versions: Path, count: int, repe
         progress(f"{backend.name} apply {count} #{i + 1} {tool}: {run.seconds:.3f} s (CPU {run.cpu_seconds:.3f} s)")
     tpm = {SIDECAR: values[SIDECAR], PLAIN: values[PLAIN_TPM]}
     tpm_cpu = {SIDECAR: cpu[SIDECAR], PLAIN: cpu[PLAIN_TPM]}
+    reference = [ratio_row(f"apply {count}, plain with `transaction_per_migration=True` (the sidecar's default)",
+                           backend.name, tpm, "s", None),
+                 ratio_row(f"apply {count}, plain with `transaction_per_migration=True`: CPU time", backend.name,
+                           tpm_cpu, "s", None)]
+    for row in reference:
+        row.samples = ""  # already listed with the apply rows
     return [ratio_row(f"apply {count} revisions", backend.name, values, "s", APPLY_TARGET),
             ratio_row(f"apply {count} revisions: CPU time of the process", backend.name, cpu, "s", None),
-            ratio_row(f"apply {count}, plain with `transaction_per_migration=True` (the sidecar's default)",
-                      backend.name, tpm, "s", None),
-            ratio_row(f"apply {count}, plain with `transaction_per_migration=True`: CPU time", backend.name,
-                      tpm_cpu, "s", None)]
+            *reference]
 
 
 def bench_noop(tools: Tools, backend: Backend, versions: Path, count: int, repeat: int) -> list[Row]:
@@ -423,8 +426,8 @@ def bench_noop(tools: Tools, backend: Backend, versions: Path, count: int, repea
             times[tool].append(run.seconds)
             cpu[tool].append(run.cpu_seconds)
             rss[tool].append(run.max_rss_kib / 1024)
-            progress(f"{backend.name} no-op {count} #{i + 1} {tool}: {run.seconds:.3f} s (CPU {run.cpu_seconds:.3f} s), "
-                     f"{run.max_rss_kib / 1024:.1f} MiB")
+            progress(f"{backend.name} no-op {count} #{i + 1} {tool}: {run.seconds:.3f} s "
+                     f"(CPU {run.cpu_seconds:.3f} s), {run.max_rss_kib / 1024:.1f} MiB")
     return [ratio_row(f"no-op at head ({count} revisions)", backend.name, times, "s", NOOP_TARGET),
             ratio_row(f"no-op at head ({count} revisions): CPU time of the process", backend.name, cpu, "s", None),
             ratio_row(f"peak RSS of the no-op ({count} revisions)", backend.name, rss, "MiB", MEMORY_TARGET)]
@@ -658,6 +661,10 @@ def machine_facts(backends: Sequence[Backend], bin_dir: Path) -> list[str]:
         f"asyncpg {version_of('asyncpg')}, aiomysql {version_of('aiomysql')}, alembic-sidecar "
         f"{version_of('alembic-sidecar')}",
     ]
+    revision = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
+                              text=True).stdout.strip()
+    if revision:
+        facts.append(f"repository at {revision}")
     for backend in backends:
         with contextlib.suppress(Exception):
             facts.append(f"{backend.name}: {backend.version()}")
@@ -677,6 +684,7 @@ def report(rows: Sequence[Row], facts: Sequence[str], command: str, args: argpar
            errors: Sequence[str]) -> str:
     samples = "\n".join(f"- {row.measure} ({row.backend}): {row.samples}" for row in rows if row.samples)
     broken = "".join(f"\n**Not measured:** {error}\n" for error in errors)
+    low, high = args.detect_delay
     return f"""{START}
 ## Entrypoint: `alembic-sidecar upgrade` vs plain `alembic upgrade head`
 
@@ -684,18 +692,21 @@ Produced by `{command}` on {started}.
 
 {table(rows)}
 {broken}
-Medians of {args.repeat_apply} apply runs, {args.repeat_noop} no-op runs and {args.repeat_detect} detection runs.
-Each time is the wall time of the whole process (start-up, imports, connect, work, exit), both tools started the
-same way as subprocesses against the same server and the same generated revision files (odd revisions create a small
-table, even ones add a column). Plain alembic is an `alembic init -t async` project (its generated `env.py`
-unchanged: one transaction for the whole upgrade, no lock, no wait); the sidecar runs its defaults (wait, lock,
-one transaction per migration, JSON logs). Apply runs use a fresh database each; no-op runs share one database at
-head, after one untimed warm-up run per tool. Peak memory is the child's `ru_maxrss` from `os.wait4`. Detection
-starts the sidecar against a temporary PostgreSQL cluster that is down, starts the server after a random
-{args.detect_delay[0]:g}-{args.detect_delay[1]:g} s, polls a full login every 2 ms, and compares the first
-accepted login with the sidecar's JSON log timestamps.
+How: medians of {args.repeat_apply} apply runs, {args.repeat_noop} no-op runs and {args.repeat_detect} detection
+runs. A time is the wall time of the whole process (start-up, imports, connect, work, exit); both tools run as
+subprocesses, interleaved, against the same server and the same generated revision files (odd revisions create a
+small table, even ones add a column; bytecode compiled beforehand). Plain alembic is an `alembic init -t async`
+project with its generated `env.py` unchanged (one transaction for the whole upgrade, no lock, no wait); the
+`transaction_per_migration` rows use a copy whose `env.py` differs only by that option, the sidecar's default. The
+sidecar runs with its defaults (wait, lock, one transaction per migration, JSON logs). Each apply run gets a fresh
+database; the no-op runs share one database at head, after one untimed warm-up run per tool. Peak memory is the
+child's `ru_maxrss` from `os.wait4`; CPU time is its user + system time. Detection starts the sidecar against a
+temporary PostgreSQL cluster that is down, starts the server {low:g}-{high:g} s later (random), polls a full login
+every 2 ms, and subtracts the first accepted login from the sidecar's JSON log timestamps; a run in which the
+sidecar's first login already worked (it was still starting up) is discarded. PASS/MISS compares the medians with
+the targets of issue 2; "(information)" rows have no target.
 
-Samples:
+Samples, in run order:
 {samples}
 
 Machine:
