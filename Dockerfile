@@ -19,13 +19,14 @@ RUN /opt/venv/bin/pip install --no-compile --require-hashes -r /build/requiremen
 COPY pyproject.toml README.md /build/
 COPY entrypoint /build/entrypoint
 COPY image /build/image
-# pip and setuptools are only needed to build; the runtime venv carries the project and its dependencies alone.
-# Hash-checked .pyc files never go stale against a source mtime, so nothing is compiled or stat'ed at start-up.
+# setuptools only builds; pip stays so that a derived image can `pip install` what its revisions import.
+# Hash-checked .pyc files never go stale against a source mtime, so nothing is compiled or stat'ed at start-up
+# (pip itself is left uncompiled: it runs only in derived builds).
 RUN /opt/venv/bin/pip install --no-compile --no-deps /build \
- && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools \
+ && /opt/venv/bin/pip uninstall --yes --quiet setuptools \
  && find /opt/venv -name __pycache__ -prune -exec rm -rf {} + \
  && find /opt/venv -name '*.so' -exec strip --strip-debug {} + \
- && python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib
+ && python -m compileall -q -j 0 --invalidation-mode unchecked-hash -x '/site-packages/pip/' /opt/venv/lib
 
 # ---- runtime: the same Python, the venv, a numeric non-root user ----
 FROM ${BASE_IMAGE}
