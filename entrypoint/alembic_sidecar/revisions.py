@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import re
 import traceback
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 
 # `revision = "abc"` / `down_revision: Union[str, None] = ("a", "b")`, at the start of a line, as Alembic writes them.
 _ASSIGNMENT = re.compile(r"^(revision|down_revision|depends_on)\s*(?::[^=\n]*)?=\s*(.+?)\s*(?:#.*)?$", re.M)
+_PLAIN_STRING = re.compile(r"""^(['"])([^'"\\]*)\1$""")
 _SOURCE_FILE = re.compile(r"^(?!\.#|__init__)(.*\.py)$")
 
 
@@ -31,13 +33,13 @@ class RevisionIndex:
         return frozenset(self.parents) - referenced
 
 
-def check_versions_dir(path: str) -> list[str]:
+def check_versions_dir(path: str) -> tuple[str, ...]:
     """The revision file names in ``path``; a missing or empty directory is a configuration error."""
     if not os.path.isdir(path):
         raise ConfigurationError(f"versions directory {path!r} does not exist",
                                  hint="mount your revision files there or set MIGRATE_VERSIONS_DIR")
     try:
-        names = sorted(name for name in os.listdir(path) if _SOURCE_FILE.match(name))
+        names = tuple(sorted(name for name in os.listdir(path) if _SOURCE_FILE.match(name)))
     except OSError as exc:
         raise ConfigurationError(f"cannot read versions directory {path!r}: {exc.strerror}",
                                  hint="make it readable by this user") from None
@@ -47,7 +49,8 @@ def check_versions_dir(path: str) -> list[str]:
     return names
 
 
-def scan(path: str, names: list[str]) -> RevisionIndex | None:
+@functools.lru_cache(maxsize=8)
+def scan(path: str, names: tuple[str, ...]) -> RevisionIndex | None:
     """Read revision ids without importing the files; None when any file is not plainly written (then load)."""
     parents: dict[str, tuple[str, ...]] = {}
     for name in names:
@@ -61,7 +64,7 @@ def scan(path: str, names: list[str]) -> RevisionIndex | None:
             if match.group(1) in found:
                 return None  # assigned twice: only executing the file can tell which wins
             try:
-                found[match.group(1)] = ast.literal_eval(match.group(2))
+                found[match.group(1)] = _literal(match.group(2))
             except (ValueError, SyntaxError):
                 return None
         revision, down = found.get("revision"), found.get("down_revision", None)
@@ -76,6 +79,16 @@ def scan(path: str, names: list[str]) -> RevisionIndex | None:
         else:
             return None
     return RevisionIndex(parents)
+
+
+def _literal(text: str) -> object:
+    """ast.literal_eval, with the two shapes almost every file uses read without compiling anything."""
+    plain = _PLAIN_STRING.match(text)
+    if plain:
+        return plain.group(2)
+    if text == "None":
+        return None
+    return ast.literal_eval(text)
 
 
 def load(script: ScriptDirectory, versions_dir: str) -> None:

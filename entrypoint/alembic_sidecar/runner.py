@@ -115,7 +115,10 @@ class Runner:
             return self._on_unknown(unknown, current, started)
         await self._set_session_timeouts()
         applied: list[AppliedStep] = []
-        await self._run_alembic(project, destination, downgrade, applied)
+        try:
+            await self._run_alembic(project, destination, downgrade, applied)
+        finally:
+            await self._make_commits_durable()
         after = await self._current_revisions()
         # The user's env.py does not report steps to us: count them on the revision graph instead.
         count = len(applied) if project.bundled else project.count_steps(current, after)
@@ -234,6 +237,10 @@ class Runner:
         statements: list[str] = []
         dialect = connection.dialect.name
         if dialect == "postgresql":
+            if settings.transaction_per_migration and self.settings.alembic_config is None:
+                # Each revision still commits atomically; only the wait for the disk is deferred to one final
+                # durable commit (_make_commits_durable), which saves a WAL flush per revision.
+                statements.append("SET synchronous_commit = off")
             if settings.statement_timeout is not None:
                 statements.append(f"SET statement_timeout = '{round(settings.statement_timeout * 1000)}ms'")
             if settings.ddl_lock_timeout is not None:
@@ -253,6 +260,21 @@ class Runner:
         for statement in statements:
             await connection.execute(text(statement))
         await connection.commit()
+
+    async def _make_commits_durable(self) -> None:
+        """One synchronous commit flushes the WAL up to it, so every revision committed before is on disk too."""
+        connection = self.connection
+        if connection is None or connection.dialect.name != "postgresql" or self.settings.alembic_config:
+            return
+        if not self.settings.transaction_per_migration or connection.invalidated or self.migrating:
+            return
+        try:
+            await connection.rollback()
+            await connection.execute(text("SET synchronous_commit = on"))
+            await connection.execute(text("SELECT txid_current()"))  # a transaction id makes the commit flush
+            await connection.commit()
+        except Exception as exc:  # the session died: what was committed stays committed, rerunning is safe
+            self.log.warning("durable_commit_failed", reason=failures.describe(exc))
 
     def _at_heads(self, project: Project, destination: str, current: tuple[str, ...]) -> bool:
         if destination not in ("head", "heads") or not current:
