@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: Objects the pod can reference, as a cluster would hold them: name -> {key: text}.
-Store = Mapping[str, Mapping[str, str]]
-
+from tests.fixtures.docker import TEST_LABEL
 
 @dataclass
 class Cluster:
@@ -138,7 +136,7 @@ class Pod:
         return argv
 
     def docker_argv(self, container: dict[str, Any], run_name: str, termination_file: Path) -> list[str]:
-        argv = ["docker", "run", "--rm", "--name", run_name, "--network", "host"]
+        argv = ["docker", "run", "--rm", "--name", run_name, "--network", "host", "--label", TEST_LABEL]
         argv += self._security(container)
         argv += self._env(container)
         for mount in container.get("volumeMounts", []):

@@ -11,20 +11,12 @@ import pytest
 
 from tests.chart.chartkit import CHART_DIR, REPO, build_example, pod_spec, render
 from tests.chart.podrun import Cluster, Pod, finish
-from tests.fixtures.revisions import LOG_TABLE, applied_counts
+from tests.fixtures.revisions import applied_counts
 
 pytestmark = pytest.mark.chart
 
 EXAMPLE_REVISIONS = REPO / "image" / "examples" / "versions"
 EXAMPLE_HEAD = "0003"
-#: A revision that logs itself like the fixture's logged revisions, after two seconds inside the database.
-SLOW_LOGGED_BODY = f"""\
-    op.execute("CREATE TABLE IF NOT EXISTS {LOG_TABLE} (revision VARCHAR(64) NOT NULL)")
-    op.create_table("t_{{rev}}", sa.Column("id", sa.Integer, primary_key=True))
-    sleep = "SELECT pg_sleep(2)" if op.get_bind().dialect.name == "postgresql" else "SELECT SLEEP(2)"
-    op.execute(sleep)
-    op.execute("INSERT INTO {LOG_TABLE} (revision) VALUES ('{{rev}}')")
-"""
 
 
 @pytest.fixture(params=["pg_database", "mariadb_database"], ids=["postgresql", "mariadb"])
@@ -121,7 +113,7 @@ def test_example_app_init_container_migrates_the_database_to_head(sidecar_image,
 def test_three_replicas_of_the_example_app_apply_each_revision_exactly_once(
         sidecar_image, database, revisions, pods, tmp_path):
     revisions.chain(2)
-    revisions.add(SLOW_LOGGED_BODY, message="slow")  # keeps the first replica in the lock while the others arrive
+    revisions.slow(6)  # keeps the first replica inside the lock while the others start, even on a busy host
     revisions.chain(2)
     example = build_example(tmp_path / "chart", revisions_dir=revisions.dir)
     objects = render(example, {"migrations": image_values(sidecar_image)})
