@@ -30,7 +30,8 @@ def mysql_lock_name(name: str, database: str) -> str:
 def test_twenty_replicas_at_once_apply_each_revision_exactly_once(request, revisions, sidecar, fixture):
     db = request.getfixturevalue(fixture)
     revisions.chain(5)
-    running = [sidecar.start("upgrade", env={"DATABASE_URL": db.url}) for _ in range(REPLICAS)]
+    replicas = REPLICAS if db.driver != "sqlite" else 8  # SQLite is the local demo: fewer, to save time
+    running = [sidecar.start("upgrade", env={"DATABASE_URL": db.url}) for _ in range(replicas)]
     results = [r.wait(120) for r in running]
     for result in results:
         assert_exit(result, 0)
@@ -39,7 +40,7 @@ def test_twenty_replicas_at_once_apply_each_revision_exactly_once(request, revis
     applied = sorted(e["revision"] for r in results for e in r.named("revision_applied"))
     assert applied == revisions.ids, "each revision must be reported applied by exactly one replica"
     # The losers re-read the revision after the lock and found nothing to do.
-    assert sum(r.one("migration_complete")["applied"] == 0 for r in results) >= REPLICAS - 5
+    assert sum(r.one("migration_complete")["applied"] == 0 for r in results) >= replicas - 5
 
 
 def _hold_lock(db, name: str = "alembic-sidecar"):

@@ -178,7 +178,8 @@ def test_migrate_target_heads_from_the_environment(pg_database, revisions, sidec
     assert pg_database.revisions() == sorted(heads)
 
 
-def test_upgrade_to_an_intermediate_target(database, revisions, sidecar):
+def test_upgrade_to_an_intermediate_target(sqlite_database, revisions, sidecar):
+    database = sqlite_database
     ids = revisions.chain(3)
     result = sidecar.run("upgrade", ids[0], env={"DATABASE_URL": database.url})
     assert_exit(result, 0)
@@ -205,7 +206,8 @@ def test_check_is_8_when_pending_and_0_at_head_and_writes_nothing(database, revi
     assert_exit(sidecar.run("check", env=env), 0)
 
 
-def test_downgrade_is_refused_without_allow_downgrade(database, revisions, sidecar):
+def test_downgrade_is_refused_without_allow_downgrade(pg_database, revisions, sidecar):
+    database = pg_database
     ids = revisions.chain(2)
     env = {"DATABASE_URL": database.url}
     assert_exit(sidecar.run("upgrade", env=env), 0)

@@ -61,7 +61,8 @@ def test_upgrade_is_the_default_command(sqlite_database, revisions, sidecar):
     assert_at_head(sqlite_database, revisions, result)
 
 
-def test_new_revisions_are_applied_on_top_of_an_existing_schema(database, revisions, sidecar):
+def test_new_revisions_are_applied_on_top_of_an_existing_schema(pg_database, revisions, sidecar):
+    database = pg_database
     revisions.chain(2)
     assert_exit(sidecar.run(env={"DATABASE_URL": database.url}), 0)
     revisions.chain(2)
@@ -253,7 +254,7 @@ def test_db_sslmode_works_with_asyncpg(pg_database, revisions, sidecar, mode):
 def test_sslmode_require_against_a_server_without_tls_fails_clearly(pg_database, revisions, sidecar):
     assert pg_database.scalar("SHOW ssl") == "off"
     revisions.chain(1)
-    result = sidecar.run(env={"DATABASE_URL": pg_database.url + "?sslmode=require", "MIGRATE_WAIT_TIMEOUT": "3"})
+    result = sidecar.run(env={"DATABASE_URL": pg_database.url + "?sslmode=require", "MIGRATE_WAIT_TIMEOUT": "1"})
     assert result.returncode in (3, 5), result
     assert "Traceback" not in result.output
     assert pg_database.tables() == []

@@ -48,17 +48,18 @@ def test_refused_connection_times_out_with_exit_3_and_few_log_lines(revisions, s
                                          "MIGRATE_WAIT_TIMEOUT": "6"}, timeout=30)
     assert_clean_failure(result, 3)
     assert 5.5 <= result.duration <= 10, f"waited {result.duration:.1f}s for a 6 s timeout"
+    # Some sign of life within 6 s, but not one line per attempt (an attempt every <= 0.5 s).
     waiting = result.named("database_waiting")
-    assert 1 <= len(waiting) <= 4, f"{len(waiting)} database_waiting lines in 6 s\n{result}"
+    assert 1 <= len(waiting) <= 3, f"{len(waiting)} database_waiting lines in 6 s\n{result}"
 
 
 @pytest.mark.parametrize("scheme", ["postgresql", "mysql"])
 def test_unresolvable_host_is_retried_until_the_wait_timeout_then_exit_3(revisions, sidecar, scheme):
     revisions.chain(1)
     url = f"{scheme}://user:pw@no-such-host.sidecar-test.invalid:5432/db"
-    result = sidecar.run("upgrade", env={"DATABASE_URL": url, "MIGRATE_WAIT_TIMEOUT": "3"}, timeout=30)
+    result = sidecar.run("upgrade", env={"DATABASE_URL": url, "MIGRATE_WAIT_TIMEOUT": "2"}, timeout=30)
     failed = assert_clean_failure(result, 3)
-    assert 2.5 <= result.duration <= 8, f"{result.duration:.1f}s for a 3 s timeout"
+    assert 1.8 <= result.duration <= 7, f"{result.duration:.1f}s for a 2 s timeout"
     assert "no-such-host.sidecar-test.invalid" in failed["error"] or "no-such-host" in result.output
 
 
