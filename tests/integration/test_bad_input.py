@@ -69,7 +69,7 @@ def test_revision_with_a_syntax_error_is_exit_7_naming_the_file(db, revisions, s
     assert "syntax" in failed["error"].lower()
 
 
-@pytest.mark.parametrize("command", ["upgrade", "check"])
+@pytest.mark.parametrize("command", ["upgrade", "check", "heads"])
 def test_revision_with_an_import_error_is_exit_7_naming_the_file(db, revisions, sidecar, command):
     bad = revisions.import_error()
     result = sidecar.run(command, env={"DATABASE_URL": db.url})

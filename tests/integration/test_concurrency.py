@@ -192,3 +192,19 @@ def test_sigterm_while_waiting_for_the_database_exits_143(revisions, sidecar):
     result = running.wait(10)
     assert_exit(result, 143)
     assert "Traceback" not in result.output
+
+
+def test_sigkill_during_a_slow_statement_does_not_strand_the_lock_on_postgresql(pg_database, revisions, sidecar,
+                                                                                tmp_path):
+    """A killed pod cannot clean up; the server must notice the dead client instead of finishing a 60 s statement
+    (and holding the advisory lock) first, e.g. through client_connection_check_interval."""
+    revisions.chain(1)
+    marker = tmp_path / "slow-started"
+    revisions.slow(60, marker)
+    env = {"DATABASE_URL": pg_database.url}
+    running = sidecar.start("upgrade", env=env)
+    wait_until(marker.exists, 30, what="the slow revision to start")
+    running.kill()
+    again = sidecar.run("upgrade", env={**env, SLOW_SECONDS_ENV: "0", "MIGRATE_LOCK_TIMEOUT": "15"}, timeout=40)
+    assert_exit(again, 0)
+    assert pg_database.revisions() == [revisions.head]

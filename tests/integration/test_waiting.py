@@ -136,3 +136,23 @@ def test_wait_command_times_out_with_exit_3(revisions, sidecar):
                                       "MIGRATE_WAIT_TIMEOUT": "2"}, timeout=30)
     assert_clean_failure(result, 3)
     assert result.duration < 7
+
+
+def test_too_many_connections_is_retried_until_a_slot_frees_up(pg_database, revisions, sidecar):
+    revisions.chain(1)
+    role = "lim_" + pg_database.name
+    pg_database.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 0')
+    pg_database.execute(f'GRANT ALL ON SCHEMA public TO "{role}"')
+    try:
+        url = f"postgresql://{role}@127.0.0.1:5432/{pg_database.name}"
+        running = sidecar.start("upgrade", env={"DATABASE_URL": url, "MIGRATE_WAIT_TIMEOUT": "20"})
+        import time
+        time.sleep(2.0)
+        pg_database.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT -1')
+        result = running.wait(30)
+        assert_exit(result, 0)
+        assert result.duration >= 2.0
+        assert pg_database.revisions() == [revisions.head]
+    finally:
+        pg_database.execute(f'DROP OWNED BY "{role}"')
+        pg_database.execute(f'DROP ROLE "{role}"')
