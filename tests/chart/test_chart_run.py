@@ -158,31 +158,58 @@ def test_a_wrong_password_fails_the_job_at_once_through_its_pod_failure_policy(
         assert db.revisions() == []
 
 
-def test_copy_source_migrates_from_revision_files_in_the_application_image(
-        sidecar_image, pg_database, revisions, pods, tmp_path):
+@pytest.fixture
+def image_with_files(sidecar_image, tmp_path):
+    """``image_with_files(directory, path)``: the sidecar image plus ``directory`` copied to ``path``."""
     import subprocess
     import uuid
 
+    made = []
+
+    def build(directory: Path, path: str) -> str:
+        context = tmp_path / f"image-{len(made)}"
+        shutil.copytree(directory, context / "files")
+        (context / "Dockerfile").write_text(f"FROM {sidecar_image}\nCOPY files {path}\n")
+        tag = f"alembic-sidecar-chart-test:{uuid.uuid4().hex[:12]}"
+        subprocess.run(["docker", "build", "-q", "-t", tag, str(context)], check=True, capture_output=True)
+        made.append(tag)
+        return tag
+
+    yield build
+    for tag in made:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True)
+
+
+def test_copy_source_migrates_from_revision_files_in_the_application_image(
+        sidecar_image, pg_database, revisions, pods, image_with_files):
     revisions.chain(3)
-    context = tmp_path / "app-image"
-    shutil.copytree(revisions.dir, context / "versions")
     # The "application image": any image with a cp and the revision files; here the sidecar image plus the files.
-    (context / "Dockerfile").write_text(f"FROM {sidecar_image}\nCOPY versions /srv/app/migrations/versions\n")
-    app_image = f"alembic-sidecar-chart-test-app:{uuid.uuid4().hex[:12]}"
-    subprocess.run(["docker", "build", "-q", "-t", app_image, str(context)], check=True, capture_output=True)
-    try:
-        values = image_values(sidecar_image) | {
-            "database": {"existingSecret": "app-database"},
-            "revisions": {"source": "copy", "copy": {"image": app_image, "path": "/srv/app/migrations/versions"}},
-        }
-        cluster = Cluster(secrets={"app-database": {"url": pg_database.url}})
-        spec = pod_spec(render(CHART_DIR, values), "Job")
+    app_image = image_with_files(revisions.dir, "/srv/app/migrations/versions")
+    values = image_values(sidecar_image) | {
+        "database": {"existingSecret": "app-database"},
+        "revisions": {"source": "copy", "copy": {"image": app_image, "path": "/srv/app/migrations/versions"}},
+    }
+    cluster = Cluster(secrets={"app-database": {"url": pg_database.url}})
+    spec = pod_spec(render(CHART_DIR, values), "Job")
 
-        results = pods(spec, cluster, "copy").run_all()
+    results = pods(spec, cluster, "copy").run_all()
 
-        assert [r.name for r in results] == ["copy-revisions", "migrate"]
-        assert_succeeded(results)
-        assert pg_database.revisions() == [revisions.head]
-        assert applied_counts(pg_database) == {rev: 1 for rev in revisions.ids}
-    finally:
-        subprocess.run(["docker", "rmi", "-f", app_image], capture_output=True)
+    assert [r.name for r in results] == ["copy-revisions", "migrate"]
+    assert_succeeded(results)
+    assert pg_database.revisions() == [revisions.head]
+    assert applied_counts(pg_database) == {rev: 1 for rev in revisions.ids}
+
+
+def test_default_image_source_migrates_with_revision_files_baked_into_a_derived_image(
+        sidecar_image, mariadb_database, revisions, pods, image_with_files):
+    revisions.chain(2)
+    derived = image_with_files(revisions.dir, "/migrations/versions")  # as image/derived-example does
+    values = image_values(derived) | {"database": {"existingSecret": "app-database"}}
+    cluster = Cluster(secrets={"app-database": {"url": mariadb_database.url}})
+    spec = pod_spec(render(CHART_DIR, values), "Job")
+    assert not [m for m in spec["containers"][0]["volumeMounts"] if m["mountPath"] == "/migrations/versions"]
+
+    results = pods(spec, cluster, "baked").run_all()
+
+    assert_succeeded(results)
+    assert mariadb_database.revisions() == [revisions.head]

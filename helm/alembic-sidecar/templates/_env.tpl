@@ -1,0 +1,44 @@
+{{/* Where the database credential file appears in the container: .../url, or .../password in host mode. */}}
+{{- define "alembic-sidecar.secretFileName" -}}
+{{- ternary "password" "url" (not (empty .Values.database.host)) }}
+{{- end }}
+
+{{- define "alembic-sidecar.secretMountPath" -}}/var/run/secrets/alembic-sidecar{{- end }}
+
+{{/* The container's environment: how to reach the database (secrets by file only), then the MIGRATE_* settings. */}}
+{{- define "alembic-sidecar.env" -}}
+{{- $db := .Values.database }}
+{{- $m := .Values.migration }}
+{{- $secretFile := printf "%s/%s" (include "alembic-sidecar.secretMountPath" .) (include "alembic-sidecar.secretFileName" .) }}
+{{- if $db.host }}
+- {name: DB_DRIVER, value: {{ $db.driver | quote }}}
+- {name: DB_HOST, value: {{ $db.host | quote }}}
+{{- with $db.port }}
+- {name: DB_PORT, value: {{ . | toString | quote }}}
+{{- end }}
+- {name: DB_NAME, value: {{ $db.name | quote }}}
+- {name: DB_USER, value: {{ $db.user | quote }}}
+{{- with $db.sslmode }}
+- {name: DB_SSLMODE, value: {{ . | quote }}}
+{{- end }}
+- {name: DB_PASSWORD_FILE, value: {{ $secretFile | quote }}}
+{{- else }}
+- {name: DATABASE_URL_FILE, value: {{ $secretFile | quote }}}
+{{- end }}
+- {name: MIGRATE_VERSIONS_DIR, value: {{ .Values.revisions.dir | quote }}}
+- {name: MIGRATE_TARGET, value: {{ $m.target | quote }}}
+- {name: MIGRATE_WAIT_TIMEOUT, value: {{ $m.waitTimeout | toString | quote }}}
+- {name: MIGRATE_LOCK_TIMEOUT, value: {{ $m.lockTimeout | toString | quote }}}
+{{- if not (kindIs "invalid" $m.statementTimeout) }}
+- {name: MIGRATE_STATEMENT_TIMEOUT, value: {{ $m.statementTimeout | toString | quote }}}
+{{- end }}
+{{- if not (kindIs "invalid" $m.ddlLockTimeout) }}
+- {name: MIGRATE_DDL_LOCK_TIMEOUT, value: {{ $m.ddlLockTimeout | toString | quote }}}
+{{- end }}
+- {name: MIGRATE_ON_UNKNOWN_REVISION, value: {{ $m.onUnknownRevision | quote }}}
+- {name: MIGRATE_LOG_FORMAT, value: {{ .Values.logFormat | quote }}}
+- {name: MIGRATE_LOG_LEVEL, value: {{ .Values.logLevel | quote }}}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
