@@ -16,7 +16,7 @@ image: {{ include "alembic-sidecar.image" . | quote }}
 imagePullPolicy: {{ .Values.image.pullPolicy }}
 args: [{{ .Values.command | quote }}]
 env:
-  {{- include "alembic-sidecar.env" . | nindent 2 }}
+  {{- include "alembic-sidecar.env" . | trim | nindent 2 }}
 volumeMounts:
   - name: alembic-sidecar-secret
     mountPath: {{ include "alembic-sidecar.secretMountPath" . }}
@@ -65,8 +65,8 @@ terminationMessagePolicy: FallbackToLogsOnError
 
 {{/* The init containers for an application pod: the copy step (source copy) then the migration. */}}
 {{- define "alembic-sidecar.initContainer" -}}
-{{- if eq .Values.revisions.source "copy" }}
+{{- if eq .Values.revisions.source "copy" -}}
 - {{ include "alembic-sidecar.copyContainer" . | nindent 2 | trim }}
-{{- end }}
+{{ end -}}
 - {{ include "alembic-sidecar.container" . | nindent 2 | trim }}
 {{- end }}
