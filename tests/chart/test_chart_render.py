@@ -6,6 +6,7 @@ import copy
 import json
 import posixpath
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,6 @@ def test_example_app_lints_clean_with_its_dependency(example_dir):
 
 def test_lint_reports_a_broken_template(tmp_path):
     broken = tmp_path / "alembic-sidecar"
-    import shutil
     shutil.copytree(CHART_DIR, broken)
     (broken / "templates" / "broken.yaml").write_text("{{ include \"no-such-template\" . }}\n")
     assert lint_findings(helm.lint(broken, strict=True)) != []

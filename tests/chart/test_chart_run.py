@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -161,9 +163,6 @@ def test_a_wrong_password_fails_the_job_at_once_through_its_pod_failure_policy(
 @pytest.fixture
 def image_with_files(sidecar_image, tmp_path):
     """``image_with_files(directory, path)``: the sidecar image plus ``directory`` copied to ``path``."""
-    import subprocess
-    import uuid
-
     made = []
 
     def build(directory: Path, path: str) -> str:
