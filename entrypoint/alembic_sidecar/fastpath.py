@@ -99,6 +99,8 @@ async def _postgres_revisions(endpoint: _Endpoint, table: str) -> tuple[str, ...
         database=endpoint.database, ssl=endpoint.sslmode, timeout=ATTEMPT_TIMEOUT,
         server_settings={"application_name": "alembic-sidecar"})
     try:
+        if await connection.fetchval("SELECT to_regclass($1)", table) is None:
+            return ()  # asking first keeps "relation does not exist" out of the server log
         return tuple(sorted(row[0] for row in await connection.fetch(f"SELECT version_num FROM {table}")))
     finally:
         await connection.close(timeout=ATTEMPT_TIMEOUT)

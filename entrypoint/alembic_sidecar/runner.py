@@ -217,6 +217,12 @@ class Runner:
     async def _current_revisions(self) -> tuple[str, ...]:
         assert self.connection is not None
         table = self.settings.version_table
+        if self.connection.dialect.name == "postgresql":
+            # Ask first, so a fresh database does not leave "relation does not exist" errors in the server log.
+            exists = (await self.connection.execute(text("SELECT to_regclass(:t)"), {"t": table})).scalar()
+            if exists is None:
+                await self.connection.commit()
+                return ()
         try:
             rows = (await self.connection.execute(text(f"SELECT version_num FROM {table}"))).scalars().all()
         except DBAPIError as exc:
