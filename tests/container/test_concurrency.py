@@ -8,7 +8,7 @@ import pytest
 
 from tests.fixtures.revisions import applied_counts
 
-from .conftest import assert_exit
+from .support import assert_exit
 
 pytestmark = pytest.mark.container
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.fixtures.docker import docker
 
-from .conftest import assert_exit, assert_failed, pg_advisory_key, wait_for_file
+from .support import assert_exit, assert_failed, pg_advisory_key, wait_for_file
 
 pytestmark = pytest.mark.container
 

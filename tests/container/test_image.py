@@ -9,7 +9,7 @@ import pytest
 
 from tests.fixtures.docker import docker
 
-from .conftest import ARBITRARY_USER, assert_exit
+from .support import ARBITRARY_USER, assert_exit
 
 pytestmark = pytest.mark.container
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.fixtures.docker import build_image, docker
 
-from .conftest import assert_exit, assert_failed
+from .support import assert_exit, assert_failed
 
 pytestmark = pytest.mark.container
 

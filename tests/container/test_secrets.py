@@ -7,7 +7,7 @@ import pytest
 from tests.fixtures.databases import assert_no_secrets, register_secret
 from tests.fixtures.docker import docker
 
-from .conftest import assert_exit, assert_failed, secret_file
+from .support import assert_exit, assert_failed, secret_file
 
 pytestmark = pytest.mark.container
 

@@ -9,7 +9,7 @@ import pytest
 from tests.fixtures.docker import docker
 from tests.fixtures.revisions import SLOW_SECONDS_ENV, applied_counts
 
-from .conftest import assert_failed, assert_exit, wait_for_file
+from .support import assert_failed, assert_exit, wait_for_file
 
 pytestmark = pytest.mark.container
 

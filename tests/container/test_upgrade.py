@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import assert_exit
+from .support import assert_exit
 
 pytestmark = pytest.mark.container
 

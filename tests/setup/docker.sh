@@ -131,9 +131,16 @@ mariadb_standin() {
 main() {
     install_packages
     start_engine
-    base=$(choose "$OFFICIAL_PYTHON" python_standin)
-    postgres=$(choose "$OFFICIAL_POSTGRES" postgres_standin)
-    mariadb=$(choose "$OFFICIAL_MARIADB" mariadb_standin)
+    # The three choices (pulls or stand-in builds, mostly downloads) run side by side.
+    out=$(mktemp -d)
+    choose "$OFFICIAL_PYTHON" python_standin >"$out/base" & p1=$!
+    choose "$OFFICIAL_POSTGRES" postgres_standin >"$out/postgres" & p2=$!
+    choose "$OFFICIAL_MARIADB" mariadb_standin >"$out/mariadb" & p3=$!
+    failed=0
+    for pid in $p1 $p2 $p3; do wait "$pid" || failed=1; done
+    base=$(cat "$out/base") postgres=$(cat "$out/postgres") mariadb=$(cat "$out/mariadb")
+    rm -rf "$out"
+    [ "$failed" = 0 ] && [ -n "$base" ] && [ -n "$postgres" ] && [ -n "$mariadb" ] || die "could not get the base images"
     tmp="$IMAGES_ENV.$$"
     printf 'BASE_IMAGE=%s\nPOSTGRES_IMAGE=%s\nMARIADB_IMAGE=%s\n' "$base" "$postgres" "$mariadb" >"$tmp"
     mv "$tmp" "$IMAGES_ENV"
