@@ -94,7 +94,7 @@ build_standin() {
 # choose OFFICIAL BUILD_FUNCTION: prints the image to use.
 choose() {
     if [ "${SIDECAR_FORCE_STANDINS:-}" != 1 ]; then
-        if docker image inspect "$1" >/dev/null 2>&1 || timeout 300 docker pull -q "$1" >/dev/null 2>&1; then
+        if docker image inspect "$1" >/dev/null 2>&1 || timeout 60 docker pull -q "$1" >/dev/null 2>&1; then
             printf '%s\n' "$1"
             return 0
         fi
