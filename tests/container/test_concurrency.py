@@ -20,7 +20,7 @@ def test_ten_containers_at_once_apply_each_revision_exactly_once_and_all_exit_0(
         request, fixture, revisions, container_sidecar):
     db = request.getfixturevalue(fixture)
     revisions.chain(2)
-    revisions.slow(2)  # holds the lock long enough that every replica meets it
+    revisions.slow(4)  # holds the lock long enough that the replicas meet it while they start
     revisions.chain(2)
     env = {"DATABASE_URL": db.url, "MIGRATE_LOCK_TIMEOUT": "120"}
     with ThreadPoolExecutor(REPLICAS) as pool:
