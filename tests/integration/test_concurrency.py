@@ -173,7 +173,7 @@ def test_sigterm_on_sqlite_during_a_slow_python_revision(sqlite_database, revisi
     running = sidecar.start("upgrade", env=env)
     wait_until(marker.exists, 30, what="the slow revision to start")
     running.send(signal.SIGTERM)
-    result = running.wait(20)
+    result = running.wait(10)
     assert_exit(result, 143)
     assert sqlite_database.revisions() == [done[-1]]
     assert f"t_{slow}" not in sqlite_database.tables()
