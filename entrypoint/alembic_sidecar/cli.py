@@ -78,6 +78,9 @@ def run(argv: Sequence[str], environ: os._Environ[str] | dict[str, str]) -> int:
 
 
 async def _run_with_signals(runner: object) -> object:
+    """Run with SIGTERM/SIGINT ending the migrating session on the server, then cancelling the run."""
+    import greenlet
+
     from .runner import Runner
 
     assert isinstance(runner, Runner)
@@ -97,8 +100,18 @@ async def _run_with_signals(runner: object) -> object:
 
         loop.create_task(stop())
 
+    def interrupt_revision_code(signum: int, frame: object) -> None:
+        # A revision's own Python code (a loop, time.sleep) runs on the event loop's thread inside SQLAlchemy's
+        # greenlet and keeps the loop from seeing the signal: raise right there; its transaction rolls back.
+        if runner.migrating and greenlet.getcurrent().parent is not None and not received:
+            received.append(signal.Signals(signum))
+            raise _Signalled(signum)
+
     for signum in SIGNAL_EXIT:
         loop.add_signal_handler(signum, on_signal, signum)
+        # The loop still learns of the signal through its wakeup fd; this Python-level handler only adds the case
+        # where the loop is blocked.
+        signal.signal(signum, interrupt_revision_code)
     try:
         return await runner.run()
     except BaseException as exc:
