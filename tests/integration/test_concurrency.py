@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import signal
+import time
 
 import pytest
 
+from tests.fixtures.databases import free_port
 from tests.fixtures.revisions import SLOW_SECONDS_ENV, applied_counts
 
 from .conftest import assert_clean_failure, assert_exit, wait_until
@@ -183,10 +185,8 @@ def test_sigterm_on_sqlite_during_a_slow_python_revision(sqlite_database, revisi
 
 def test_sigterm_while_waiting_for_the_database_exits_143(revisions, sidecar):
     revisions.chain(1)
-    from tests.fixtures.databases import free_port
     running = sidecar.start("upgrade", env={"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x",
                                             "MIGRATE_WAIT_TIMEOUT": "60"})
-    import time
     time.sleep(1.5)
     running.send(signal.SIGTERM)
     result = running.wait(10)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.fixtures.databases import free_port
@@ -146,7 +148,6 @@ def test_too_many_connections_is_retried_until_a_slot_frees_up(pg_database, revi
     try:
         url = f"postgresql://{role}@127.0.0.1:5432/{pg_database.name}"
         running = sidecar.start("upgrade", env={"DATABASE_URL": url, "MIGRATE_WAIT_TIMEOUT": "20"})
-        import time
         time.sleep(2.0)
         pg_database.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT -1')
         result = running.wait(30)
