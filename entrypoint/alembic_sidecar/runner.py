@@ -54,9 +54,14 @@ class Runner:
         command = settings.command
         if command == "downgrade" and not settings.allow_downgrade:
             raise ConfigurationError("downgrade is disabled", hint="set MIGRATE_ALLOW_DOWNGRADE=true to allow it")
-        project, fallback_url = alembic_env.open_project(settings)
+        if command == "wait" and settings.alembic_config is None:
+            # Only the database matters: a wait container need not mount any revision files.
+            project, fallback_url = None, None
+        else:
+            project, fallback_url = alembic_env.open_project(settings)
         if command == "heads":
-            return Result("heads listed", sorted(project.heads()))
+            # Through Alembic, not the fast scan: a broken revision file must fail here as it would on upgrade.
+            return Result("heads listed", sorted(project.script.get_heads()))
         if command == "history":
             return self._history(project)
         if command == "sql":
@@ -66,7 +71,7 @@ class Runner:
             project.script  # noqa: B018 - import every revision file now: a broken one fails before any connection
         try:
             await self._connect()
-            if command == "wait":
+            if command == "wait" or project is None:
                 return Result("database accepts logins")
             if command in ("current", "check"):
                 return await self._inspect(project, check=command == "check")

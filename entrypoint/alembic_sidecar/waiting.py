@@ -63,7 +63,7 @@ async def connect(engine: AsyncEngine, target: DatabaseTarget, timeout: float) -
     log = get_logger()
     started = time.monotonic()
     _limit_attempt(engine, started + timeout)
-    last_logged = started
+    last_logged = started - LOG_EVERY  # say at the first failure why nothing happens yet, then every LOG_EVERY
     attempts = 0
 
     def before_sleep(state: RetryCallState) -> None:
