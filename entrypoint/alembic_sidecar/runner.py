@@ -101,23 +101,18 @@ class Runner:
         settings, started = self.settings, time.monotonic()
         destination = settings.target
         current = await self._current_revisions()
-        # The no-op every pod restart pays: at the heads already, decided without importing a revision file.
-        if not downgrade and self._at_heads(project, destination, current):
-            return self._complete(current, current, 0, started)
-        unknown = alembic_env.check_revisions(project, destination, current)
-        if unknown:
-            return self._on_unknown(unknown, current, started)
+        finished = self._nothing_to_do(project, destination, current, downgrade, started)
+        if finished is not None:
+            return finished
         assert self.connection is not None
         self.lock = locking.lock_for(self.connection, settings.lock_name)
         await locking.acquire(self.lock, settings.lock_timeout)
         self.locked = True
         # Another replica may have migrated while we waited for the lock.
         current = await self._current_revisions()
-        if not downgrade and self._at_heads(project, destination, current):
-            return self._complete(current, current, 0, started)
-        unknown = alembic_env.check_revisions(project, destination, current)
-        if unknown:
-            return self._on_unknown(unknown, current, started)
+        finished = self._nothing_to_do(project, destination, current, downgrade, started)
+        if finished is not None:
+            return finished
         await self._set_session_timeouts()
         applied: list[AppliedStep] = []
         try:
@@ -286,6 +281,16 @@ class Runner:
             await connection.commit()
         except Exception as exc:  # the session died: what was committed stays committed, rerunning is safe
             self.log.warning("durable_commit_failed", reason=failures.describe(exc))
+
+    def _nothing_to_do(self, project: Project, destination: str, current: tuple[str, ...], downgrade: bool,
+                       started: float) -> Result | None:
+        """The result when the database is at the target already or ahead of the files; None to migrate."""
+        if not downgrade and self._at_heads(project, destination, current):
+            return self._complete(current, current, 0, started)
+        unknown = alembic_env.check_revisions(project, destination, current)
+        if unknown:
+            return self._on_unknown(unknown, current, started)
+        return None
 
     def _at_heads(self, project: Project, destination: str, current: tuple[str, ...]) -> bool:
         if destination not in ("head", "heads") or not current:
