@@ -205,6 +205,7 @@ class Settings:
 
 
 def _read_secret_file(option: Option, path: str) -> str:
+    """A secret volume's file; the message names the variable, never the content."""
     try:
         with open(path, encoding="utf-8") as handle:
             value = handle.read()
@@ -218,12 +219,19 @@ def _read_secret_file(option: Option, path: str) -> str:
     return value.rstrip("\r\n")
 
 
-def _raw_from_environ(option: Option, environ: Mapping[str, str]) -> str | None:
-    direct = environ.get(option.env)
+def _raw_value(option: Option, environ: Mapping[str, str], arguments: Mapping[str, str]) -> str | None:
+    """The flag (or flag-file) if given, else the variable (or variable-file)."""
+    if option.field in arguments or option.field + "_file" in arguments:
+        return _value_or_file(option, arguments.get(option.field), arguments.get(option.field + "_file"), "flag")
     file_path = environ.get(option.env + "_FILE") if option.from_file else None
+    return _value_or_file(option, environ.get(option.env), file_path, "variable")
+
+
+def _value_or_file(option: Option, direct: str | None, file_path: str | None, kind: str) -> str | None:
     if direct is not None and file_path is not None:
-        raise ConfigurationError(f"both {option.env} and {option.env}_FILE are set",
-                                 hint=f"set only one of them")
+        names = (f"{option.cli_flag} and {option.cli_flag}-file" if kind == "flag"
+                 else f"{option.env} and {option.env}_FILE")
+        raise ConfigurationError(f"both {names} are set", hint="set only one of them")
     if file_path is not None:
         return _read_secret_file(option, file_path)
     return direct
@@ -240,10 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("settings (each flag overrides its environment variable)")
     for option in OPTIONS:
-        if option.field == "target":
-            continue
         group.add_argument(option.cli_flag, dest=option.field, metavar=option.metavar,
                            default=argparse.SUPPRESS, help=f"{option.help} [env {option.env}]")
+        if option.from_file:
+            group.add_argument(option.cli_flag + "-file", dest=option.field + "_file", metavar="PATH",
+                               default=argparse.SUPPRESS,
+                               help=f"read {option.env} from this file [env {option.env}_FILE]")
     parser = _ArgumentParser(
         prog="alembic-sidecar", parents=[common],
         description="Wait for the database, take a lock and run Alembic's upgrade through SQLAlchemy's "
@@ -276,9 +286,7 @@ def from_environ(environ: Mapping[str, str] | None = None, argv: Sequence[str] =
     arguments = vars(build_parser().parse_args(list(argv)))
     values: dict[str, Any] = {"command": arguments.pop("command", None) or "upgrade"}
     for option in OPTIONS:
-        raw = arguments.get(option.field)
-        if raw is None:
-            raw = _raw_from_environ(option, environ)
+        raw = _raw_value(option, environ, arguments)
         if raw is None or (raw == "" and option.default is not None):
             continue
         values[option.field] = option.parser()(raw)

@@ -16,6 +16,8 @@ def settings_table() -> str:
     for option in OPTIONS:
         env = f"`{option.env}`" + (f" / `{option.env}_FILE`" if option.from_file else "")
         flag = "`upgrade TARGET`, `--target`" if option.field == "target" else f"`{option.cli_flag}`"
+        if option.from_file:
+            flag += f" / `{option.cli_flag}-file`"
         default = "" if option.default is None else f"`{_show(option.default)}`"
         rows.append(f"| {env} | {flag} | {default} | {option.help.replace('|', chr(92) + '|')} |")
     return "\n".join(rows)

@@ -23,6 +23,8 @@ def test_flags_override_environment_before_or_after_the_command():
     assert from_environ(env, ["upgrade", "--wait-timeout", "8"]).wait_timeout == 8.0
     assert from_environ(env, []).target == "0002"
     assert from_environ(env, ["upgrade", "0003"]).target == "0003"
+    assert from_environ(env, ["--target", "0001"]).target == "0001"
+    assert from_environ(env, ["upgrade", "--target", "0001"]).target == "0001"
     assert from_environ(env, ["sql", "0001:0003"]).sql_range == "0001:0003"
 
 
@@ -30,8 +32,6 @@ def test_every_option_has_a_working_flag():
     flags = {option.cli_flag for option in OPTIONS}
     assert len(flags) == len(OPTIONS)
     for option in OPTIONS:
-        if option.field == "target":
-            continue
         value = "1" if option.default is None or isinstance(option.default, (float, bool)) else str(option.default)
         if option.field in ("db_driver",):
             value = "sqlite"
@@ -76,3 +76,12 @@ def test_unknown_driver_and_command_are_configuration_errors():
         from_environ({"DB_DRIVER": "oracle"}, [])
     with pytest.raises(ConfigurationError, match="invalid choice"):
         from_environ({}, ["migrate"])
+
+
+def test_file_variants_have_flags_too(tmp_path):
+    secret = tmp_path / "password"
+    secret.write_text("from-a-file\n")
+    settings = from_environ({"DB_PASSWORD": "from-the-environment"}, ["--db-password-file", str(secret)])
+    assert settings.db_password == Secret("from-a-file")
+    with pytest.raises(ConfigurationError, match="both --db-password and --db-password-file"):
+        from_environ({}, ["--db-password", "x", "--db-password-file", str(secret)])
