@@ -337,22 +337,23 @@ class Runner:
             self.log.warning("interrupt_cleanup_failed", reason=failures.describe(exc))
 
     async def _close(self) -> None:
+        """Release the lock and the connection; a session that is already gone took its server-side lock along."""
         try:
             async with asyncio.timeout(3):
-                if self.connection is not None:
-                    if self.locked and self.lock is not None:
-                        try:
+                if self.locked and self.lock is not None:
+                    try:
+                        if self.connection is not None:
                             await self.connection.rollback()
-                            await self.lock.release()
-                        except Exception:
+                        await self.lock.release()
+                    except Exception:
+                        if self.connection is not None:
                             await self.connection.invalidate()
+                if self.connection is not None:
                     await self.connection.close()
                 if self.engine is not None:
                     await self.engine.dispose()
-        except (Exception, asyncio.TimeoutError):
-            pass  # the connection is gone or going; the server frees the session's lock with it
-        if self.lock is not None and not hasattr(self.lock, "connection"):
-            await self.lock.release()  # file locks are ours to drop
+        except Exception:
+            pass  # the process is about to exit; the server ends the session, the kernel drops a file lock
 
 
 def revisions_file(exc: BaseException, project: Project) -> str | None:
