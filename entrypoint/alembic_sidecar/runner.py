@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,9 +17,6 @@ from .alembic_env import AppliedStep, Project
 from .errors import AccessDenied, ConfigurationError, MigrationFailed, PendingRevisions, SidecarError
 from .logs import get_logger
 from .settings import Settings
-
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-
 
 @dataclass
 class Result:
@@ -48,9 +44,6 @@ class Runner:
     # -- commands --------------------------------------------------------------------------------------------
     async def run(self) -> Result:
         settings = self.settings
-        if not _IDENTIFIER.match(settings.version_table):
-            raise ConfigurationError(f"MIGRATE_VERSION_TABLE={settings.version_table!r} is not a plain table name",
-                                     hint="use letters, digits and underscores")
         command = settings.command
         if command == "downgrade" and not settings.allow_downgrade:
             raise ConfigurationError("downgrade is disabled", hint="set MIGRATE_ALLOW_DOWNGRADE=true to allow it")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -82,6 +83,16 @@ def _boolean(name: str) -> Callable[[str], bool]:
     return parse
 
 
+def _identifier(name: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        # It is interpolated into SQL as a table name: letters, digits and underscores only.
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", raw):
+            raise ConfigurationError(f"{name}={raw!r} is not a plain table name",
+                                     hint="use letters, digits and underscores (at most 63)")
+        return raw
+    return parse
+
+
 def _text(name: str) -> Callable[[str], str | None]:
     return lambda raw: raw or None
 
@@ -155,7 +166,7 @@ OPTIONS: tuple[Option, ...] = (
            "(false: one transaction for the whole run where the database allows).",
            default=True, parse=_boolean("MIGRATE_TRANSACTION_PER_MIGRATION"), metavar="BOOL"),
     Option("version_table", "MIGRATE_VERSION_TABLE", "Table that records the applied revision.",
-           default="alembic_version", metavar="TABLE"),
+           default="alembic_version", parse=_identifier("MIGRATE_VERSION_TABLE"), metavar="TABLE"),
     Option("lock_name", "MIGRATE_LOCK_NAME", "Name of the database lock; migrators that share it exclude "
            "each other.", default="alembic-sidecar", metavar="NAME"),
     Option("pythonpath", "MIGRATE_PYTHONPATH", "Extra import paths for revision files, separated by ':'.",

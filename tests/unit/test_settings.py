@@ -85,3 +85,9 @@ def test_file_variants_have_flags_too(tmp_path):
     assert settings.db_password == Secret("from-a-file")
     with pytest.raises(ConfigurationError, match="both --db-password and --db-password-file"):
         from_environ({}, ["--db-password", "x", "--db-password-file", str(secret)])
+
+
+@pytest.mark.parametrize("table", ["alembic_version; DROP TABLE accounts", "1table", "a-b"])
+def test_version_table_must_be_a_plain_name(table):
+    with pytest.raises(ConfigurationError, match="MIGRATE_VERSION_TABLE=.* is not a plain table name"):
+        from_environ({"MIGRATE_VERSION_TABLE": table}, [])
