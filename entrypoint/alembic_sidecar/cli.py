@@ -8,10 +8,14 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
-from .errors import ConfigurationError, Interrupted, SidecarError
+from .errors import Interrupted, SidecarError
 from .settings import Secret, Settings, from_environ
+
+if TYPE_CHECKING:
+    from .runner import Result, Runner
 
 SIGNAL_EXIT = {signal.SIGTERM: ("SIGTERM", 143), signal.SIGINT: ("SIGINT", 130)}
 # Commands whose stdout is their answer; their logs go to stderr so the answer can be piped.
@@ -77,13 +81,10 @@ def run(argv: Sequence[str], environ: os._Environ[str] | dict[str, str]) -> int:
         return _fail(settings, error, secrets)
 
 
-async def _run_with_signals(runner: object) -> object:
+async def _run_with_signals(runner: Runner) -> Result:
     """Run with SIGTERM/SIGINT ending the migrating session on the server, then cancelling the run."""
     import greenlet
 
-    from .runner import Runner
-
-    assert isinstance(runner, Runner)
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
@@ -122,12 +123,10 @@ async def _run_with_signals(runner: object) -> object:
     finally:
         for signum in SIGNAL_EXIT:
             loop.remove_signal_handler(signum)
+            signal.signal(signum, _raise_signalled)
 
 
-def _interrupted_message(runner: object, name: str) -> str:
-    from .runner import Runner
-
-    assert isinstance(runner, Runner)
+def _interrupted_message(runner: Runner, name: str) -> str:
     if runner.target is not None and runner.target.backend in ("mysql", "mariadb") and runner.last_applied:
         return (f"interrupted by {name}; the session was ended and the lock released; the database is at "
                 f"{runner.last_applied} (DDL of the interrupted revision may have been committed implicitly)")

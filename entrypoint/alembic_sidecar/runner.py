@@ -162,7 +162,7 @@ class Runner:
             try:
                 alembic_env.migrate(project, None, destination, downgrade=downgrade)
             except BaseException as exc:  # handed to the event loop, which raises it
-                loop.call_soon_threadsafe(lambda: done.done() or done.set_exception(exc))
+                loop.call_soon_threadsafe(lambda error=exc: done.done() or done.set_exception(error))
             else:
                 loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
 

@@ -89,13 +89,13 @@ async def connect(engine: AsyncEngine, target: DatabaseTarget, timeout: float) -
                 attempts = attempt.retry_state.attempt_number
                 connection = await engine.connect()
     except Exception as exc:
-        raise _classify_login_failure(exc, target, timeout, time.monotonic() - started) from None
+        raise _classify_login_failure(exc, target, timeout) from None
     log.info("database_ready", database=target.masked, attempts=attempts,
              waited_ms=round((time.monotonic() - started) * 1000))
     return connection
 
 
-def _classify_login_failure(exc: Exception, target: DatabaseTarget, timeout: float, waited: float) -> Exception:
+def _classify_login_failure(exc: Exception, target: DatabaseTarget, timeout: float) -> Exception:
     reason = failures.describe(exc)
     if failures.is_access_denied(exc):
         return AccessDenied(f"{target.masked} refused the login: {reason}",

@@ -354,3 +354,14 @@ def test_alembic_config_mode_with_a_percent_in_the_password(pg_password_server, 
         result = sidecar.run(env={"ALEMBIC_CONFIG": str(alembic_project / "alembic.ini"), "DATABASE_URL": db.url,
                                   "MIGRATE_VERSIONS_DIR": None, "MIGRATE_WAIT_TIMEOUT": "5"})
         assert_at_head(db, own, result)
+
+
+def test_alembic_config_mode_reports_a_failing_revision_with_exit_1(pg_database, alembic_project, revisions,
+                                                                    sidecar):
+    own = _project_revisions(alembic_project, revisions)
+    bad = own.failing("python")
+    result = sidecar.run(env={"ALEMBIC_CONFIG": str(alembic_project / "alembic.ini"),
+                              "DATABASE_URL": pg_database.url, "MIGRATE_VERSIONS_DIR": None}, timeout=60)
+    assert_clean_failure(result, 1, bad, "fails on purpose")
+    # The generated env.py runs the whole upgrade in one transaction: all of it rolled back.
+    assert pg_database.revisions() == []
