@@ -320,6 +320,8 @@ class Runner:
         """Called on SIGTERM/SIGINT: end the migrating session on the server, which rolls back and frees the lock."""
         if not (self.migrating and self.backend_id is not None and self.engine is not None):
             return
+        if self.settings.alembic_config is not None:
+            return  # the user's env.py migrates on a session of its own; ours only holds the lock until we exit
         statement = {"postgresql": "SELECT pg_terminate_backend(:id)"}.get(self.engine.dialect.name,
                                                                           f"KILL {int(self.backend_id)}")
         try:
