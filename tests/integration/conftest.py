@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.fixtures.output import log_events
 
 from tests.fixtures.databases import assert_no_secrets
 
@@ -49,17 +50,7 @@ class Result:
 
     @cached_property
     def events(self) -> list[dict[str, Any]]:
-        found = []
-        for line in self.output.splitlines():
-            line = line.strip()
-            if line.startswith("{"):
-                try:
-                    parsed = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(parsed, dict) and "event" in parsed:
-                    found.append(parsed)
-        return found
+        return log_events(self.output)
 
     def named(self, event: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("event") == event]
