@@ -35,8 +35,10 @@ class _Endpoint:
 def _endpoint(settings: Settings) -> _Endpoint | None:
     """Connection parameters for the plain cases; None for anything the full path should interpret."""
     if settings.database_url is None:
-        if settings.db_driver is None:
+        if settings.db_driver is None or not settings.db_name:
             return None
+        if settings.db_driver != "sqlite" and not settings.db_host:
+            return None  # the full path reports the missing setting; the driver would guess a local socket
         return _Endpoint(_BACKENDS[settings.db_driver], settings.db_host, settings.db_port,
                          settings.db_user.reveal() if settings.db_user else None,
                          settings.db_password.reveal() if settings.db_password else None,

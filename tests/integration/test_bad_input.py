@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import assert_clean_failure
+from .conftest import assert_clean_failure, assert_exit
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +135,13 @@ def test_sql_with_a_bad_range_is_exit_7(db, revisions, sidecar):
     result = sidecar.run("sql", "nope:deadbeef", env={"DATABASE_URL": db.url})
     assert result.returncode in (2, 7), result
     assert "Traceback" not in result.output
+
+
+def test_missing_db_host_is_a_configuration_error_even_when_a_local_server_is_at_head(pg_database, revisions,
+                                                                                      sidecar):
+    # The fast no-op must not let the driver guess a local server where the full path demands DB_HOST.
+    revisions.chain(1)
+    parts = {"DB_DRIVER": "postgresql", "DB_HOST": "127.0.0.1", "DB_USER": "postgres", "DB_NAME": pg_database.name}
+    assert_exit(sidecar.run(env=parts), 0)
+    result = sidecar.run(env={**parts, "DB_HOST": None})
+    assert_clean_failure(result, 2, "DB_HOST")
