@@ -74,6 +74,13 @@ class PendingRevisions(SidecarError):
     title = "pending revisions"
 
 
+class TransientFault(SidecarError):
+    """The database failed under the run (connection lost, read-only, lock or deadlock timeout); a rerun can fix it."""
+
+    exit_code = 9
+    title = "transient database fault"
+
+
 class Interrupted(SidecarError):
     """SIGTERM or SIGINT arrived; the current transaction was rolled back and the lock released."""
 
@@ -103,6 +110,9 @@ EXIT_CODES: list[tuple[int, str, str]] = [
     (RevisionError.exit_code, RevisionError.title,
      "a revision file does not load, there are several heads, or the target is unknown; fix the revision files"),
     (PendingRevisions.exit_code, PendingRevisions.title, "`check` only: revisions are waiting to be applied"),
+    (TransientFault.exit_code, TransientFault.title,
+     "the connection was lost, the server turned read-only, a lock or deadlock timeout hit, or MIGRATE_TIMEOUT ran "
+     "out; nothing half-done stays recorded; safe to retry"),
     (SidecarError.exit_code, SidecarError.title, "a bug in alembic-sidecar; please report it with the log"),
     (130, "interrupted by SIGINT", "the current transaction was rolled back and the lock released"),
     (143, "interrupted by SIGTERM", "the current transaction was rolled back and the lock released"),
