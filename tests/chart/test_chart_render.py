@@ -134,6 +134,13 @@ BAD_VALUES = {
     "copy source without an image": ({"revisions": {"source": "copy"}}, "at '/revisions/copy/image'"),
     "unknown log format": ({"logFormat": "xml"}, "at '/logFormat'"),
     "negative timeout": ({"migration": {"waitTimeout": -1}}, "at '/migration/waitTimeout': minimum"),
+    "zero run deadline": ({"migration": {"timeout": 0}}, "at '/migration/timeout': exclusiveMinimum"),
+    "run deadline past the entrypoint's bound": ({"migration": {"timeout": 2147484}},
+                                                 "at '/migration/timeout': maximum"),
+    "fractional DDL lock retries": ({"migration": {"ddlLockRetries": 1.5}},
+                                    "at '/migration/ddlLockRetries': got number, want integer"),
+    "too many DDL lock retries": ({"migration": {"ddlLockRetries": 101}},
+                                  "at '/migration/ddlLockRetries': maximum"),
 }
 
 
@@ -196,6 +203,7 @@ def test_job_fails_fast_on_exit_codes_a_retry_cannot_fix(chart):
     assert job["ttlSecondsAfterFinished"] == 86400
     fail_job = next(r for r in job["podFailurePolicy"]["rules"] if r["action"] == "FailJob")
     assert fail_job["onExitCodes"] == {"containerName": "migrate", "operator": "In", "values": [2, 5, 6, 7]}
+
 
 
 PLAIN_CREDENTIAL = re.compile(r"://[^/\s@:]+:[^/\s@]+@")
@@ -306,10 +314,12 @@ def test_values_reach_the_environment(chart):
         "DATABASE_URL_FILE": "/var/run/secrets/alembic-sidecar/url",
         "MIGRATE_VERSIONS_DIR": "/migrations/versions",
         "MIGRATE_TARGET": "head",
+        "MIGRATE_TIMEOUT": "840",
         "MIGRATE_WAIT_TIMEOUT": "120",
         "MIGRATE_LOCK_TIMEOUT": "600",
         "MIGRATE_STATEMENT_TIMEOUT": "30",
         "MIGRATE_DDL_LOCK_TIMEOUT": "2.5",
+        "MIGRATE_DDL_LOCK_RETRIES": "5",
         "MIGRATE_ON_UNKNOWN_REVISION": "ignore",
         "MIGRATE_LOG_FORMAT": "json",
         "MIGRATE_LOG_LEVEL": "info",
@@ -318,6 +328,20 @@ def test_values_reach_the_environment(chart):
     assert {"name": "alembic-sidecar-revisions", "configMap": {"name": "shop-revisions"}} in volumes
     assert volumes[0]["secret"]["secretName"] == "app-database"
     assert volumes[0]["secret"]["items"] == [{"key": "DATABASE_URL", "path": "url"}]
+
+
+def test_run_deadline_is_unset_and_ddl_lock_retries_zero_by_default(chart):
+    env = {e["name"]: e["value"] for e in job_and_init_containers(chart, {})[0]["env"]}
+    assert "MIGRATE_TIMEOUT" not in env and "MIGRATE_STATEMENT_TIMEOUT" not in env
+    assert env["MIGRATE_DDL_LOCK_RETRIES"] == "0"
+
+
+def test_whole_seconds_render_without_an_exponent(chart):
+    # Go prints a large float64 as 2.147483e+06; a manifest reader (and a strict integer parser) wants 2147483.
+    values = {"migration": {"timeout": 2147483, "lockTimeout": 1000000, "statementTimeout": 0.25}}
+    env = {e["name"]: e["value"] for e in job_and_init_containers(chart, values)[0]["env"]}
+    assert (env["MIGRATE_TIMEOUT"], env["MIGRATE_LOCK_TIMEOUT"], env["MIGRATE_STATEMENT_TIMEOUT"]) == (
+        "2147483", "1000000", "0.25")
 
 
 def test_host_mode_passes_the_password_as_a_file(chart):

@@ -5,6 +5,11 @@
 
 {{- define "alembic-sidecar.secretMountPath" -}}/var/run/secrets/alembic-sidecar{{- end }}
 
+{{/* A number of seconds as a string; whole numbers without Go's exponent form (2147483, not 2.147483e+06). */}}
+{{- define "alembic-sidecar.seconds" -}}
+{{- if eq (float64 .) (floor .) }}{{ printf "%.0f" (float64 .) }}{{ else }}{{ toString . }}{{ end }}
+{{- end }}
+
 {{/* The container's environment: how to reach the database (secrets by file only), then the MIGRATE_* settings. */}}
 {{- define "alembic-sidecar.env" -}}
 {{- $db := .Values.database }}
@@ -27,14 +32,18 @@
 {{- end }}
 - {name: MIGRATE_VERSIONS_DIR, value: {{ .Values.revisions.dir | quote }}}
 - {name: MIGRATE_TARGET, value: {{ $m.target | quote }}}
-- {name: MIGRATE_WAIT_TIMEOUT, value: {{ $m.waitTimeout | toString | quote }}}
-- {name: MIGRATE_LOCK_TIMEOUT, value: {{ $m.lockTimeout | toString | quote }}}
+{{- if not (kindIs "invalid" $m.timeout) }}
+- {name: MIGRATE_TIMEOUT, value: {{ include "alembic-sidecar.seconds" $m.timeout | quote }}}
+{{- end }}
+- {name: MIGRATE_WAIT_TIMEOUT, value: {{ include "alembic-sidecar.seconds" $m.waitTimeout | quote }}}
+- {name: MIGRATE_LOCK_TIMEOUT, value: {{ include "alembic-sidecar.seconds" $m.lockTimeout | quote }}}
 {{- if not (kindIs "invalid" $m.statementTimeout) }}
-- {name: MIGRATE_STATEMENT_TIMEOUT, value: {{ $m.statementTimeout | toString | quote }}}
+- {name: MIGRATE_STATEMENT_TIMEOUT, value: {{ include "alembic-sidecar.seconds" $m.statementTimeout | quote }}}
 {{- end }}
 {{- if not (kindIs "invalid" $m.ddlLockTimeout) }}
-- {name: MIGRATE_DDL_LOCK_TIMEOUT, value: {{ $m.ddlLockTimeout | toString | quote }}}
+- {name: MIGRATE_DDL_LOCK_TIMEOUT, value: {{ include "alembic-sidecar.seconds" $m.ddlLockTimeout | quote }}}
 {{- end }}
+- {name: MIGRATE_DDL_LOCK_RETRIES, value: {{ $m.ddlLockRetries | int64 | toString | quote }}}
 - {name: MIGRATE_ON_UNKNOWN_REVISION, value: {{ $m.onUnknownRevision | quote }}}
 - {name: MIGRATE_LOG_FORMAT, value: {{ .Values.logFormat | quote }}}
 - {name: MIGRATE_LOG_LEVEL, value: {{ .Values.logLevel | quote }}}
