@@ -15,6 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from alembic_sidecar.errors import TransientFault
 from alembic_sidecar.settings import OPTIONS
 from tests.chart.chartkit import (
     CHART_DIR, CI_VALUES, KUBE_VERSION, build_example, ci_values, kinds, only, pod_spec, render,
@@ -141,6 +142,8 @@ BAD_VALUES = {
                                     "at '/migration/ddlLockRetries': got number, want integer"),
     "too many DDL lock retries": ({"migration": {"ddlLockRetries": 101}},
                                   "at '/migration/ddlLockRetries': maximum"),
+    "transient fault listed as fail-fast": ({"job": {"failFastExitCodes": [2, 9]}},
+                                            "at '/job/failFastExitCodes/1'"),
 }
 
 
@@ -204,6 +207,18 @@ def test_job_fails_fast_on_exit_codes_a_retry_cannot_fix(chart):
     fail_job = next(r for r in job["podFailurePolicy"]["rules"] if r["action"] == "FailJob")
     assert fail_job["onExitCodes"] == {"containerName": "migrate", "operator": "In", "values": [2, 5, 6, 7]}
 
+
+def test_a_transient_fault_is_retried_within_backoff_limit_not_fail_fast(chart):
+    # Exit 9 (connection lost, read-only, lock or deadlock timeout, MIGRATE_TIMEOUT) rolled back: a retry can work.
+    transient = TransientFault.exit_code
+    assert transient == 9
+    assert transient not in chart.values["job"]["failFastExitCodes"]
+    for name, values in VALUE_SETS.items():
+        rules = only(render(chart, with_job(values)), "Job")["spec"]["podFailurePolicy"]["rules"]
+        fail_job = [r["onExitCodes"] for r in rules if r["action"] == "FailJob" and "onExitCodes" in r]
+        assert fail_job, f"{name}: no FailJob rule to check"
+        for codes in fail_job:
+            assert (transient in codes["values"]) == (codes["operator"] == "NotIn"), f"{name}: {codes}"
 
 
 PLAIN_CREDENTIAL = re.compile(r"://[^/\s@:]+:[^/\s@]+@")
