@@ -40,65 +40,82 @@ class Secret:
         return hash(self._value)
 
 
-def _seconds(name: str) -> Callable[[str], float]:
+#: PostgreSQL takes its timeouts as a 32-bit count of milliseconds; no server accepts more than this many seconds.
+MAX_SECONDS = 2147483
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+#: A parser takes the raw text and returns the typed value, or raises :class:`_Invalid`.
+Parse = Callable[[str], Any]
+
+
+class _Invalid(ValueError):
+    """A value a parser refuses: what it expects and an example; :meth:`Option.convert` words the message."""
+
+    def __init__(self, expected: str, example: str) -> None:
+        super().__init__(expected)
+        self.expected = expected
+        self.example = example
+
+
+def _seconds(low: float, high: float = MAX_SECONDS, *, above: bool = False, example: str = "30") -> Parse:
+    """Seconds from ``low`` (excluded when ``above``) to ``high``; ASCII digits, an optional trailing ``s``."""
+    shown = [str(int(bound)) if float(bound).is_integer() else str(bound) for bound in (low, high)]
+    bounds = "more than {} and at most {}" if above else "from {} to {}"
+    expected = "a number of seconds " + bounds.format(*shown)
+
     def parse(raw: str) -> float:
-        try:
-            value = float(raw.strip().removesuffix("s"))
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value) or value < 0:
-            raise ConfigurationError(
-                f"{name} must be a number of seconds, got {raw!r}", hint=f"set it like {name}=30")
+        text = raw.strip().removesuffix("s").rstrip()
+        # float() alone would take "nan", "inf", "1_0" and non-ASCII digits.
+        value = float(text) if _NUMBER.fullmatch(text) else math.nan
+        if not (low < value if above else low <= value) or not value <= high:
+            raise _Invalid(expected, example)
         return value
     return parse
 
 
-def _port(name: str) -> Callable[[str], int]:
+def _integer(low: int, high: int, *, expected: str | None = None, example: str) -> Parse:
+    expected = expected or f"a whole number from {low} to {high}"
+
     def parse(raw: str) -> int:
-        if not raw.strip().isdigit() or not 0 < int(raw) < 65536:
-            raise ConfigurationError(f"{name} must be a port number (1-65535), got {raw!r}",
-                                     hint=f"set it like {name}=5432")
-        return int(raw)
+        text = raw.strip()
+        # ASCII digits only: str.isdigit() and int() also take "²" and "٥٤٣٢".
+        if not re.fullmatch(r"[0-9]{1,9}", text) or not low <= int(text) <= high:
+            raise _Invalid(expected, example)
+        return int(text)
     return parse
 
 
-def _choice(name: str, choices: Sequence[str]) -> Callable[[str], str]:
+def _choice(choices: Sequence[str]) -> Parse:
     def parse(raw: str) -> str:
         value = raw.strip().lower()
         if value not in choices:
-            raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, got {raw!r}",
-                                     hint=f"set it like {name}={choices[0]}")
+            raise _Invalid(f"one of {', '.join(choices)}", choices[0])
         return value
     return parse
 
 
-def _boolean(name: str) -> Callable[[str], bool]:
-    def parse(raw: str) -> bool:
-        value = raw.strip().lower()
-        if value in ("1", "true", "yes", "on"):
-            return True
-        if value in ("0", "false", "no", "off", ""):
-            return False
-        raise ConfigurationError(f"{name} must be true or false, got {raw!r}", hint=f"set it like {name}=true")
-    return parse
+def _boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise _Invalid("true or false", "true")
 
 
-def _identifier(name: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        # It is interpolated into SQL as a table name: letters, digits and underscores only.
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", raw):
-            raise ConfigurationError(f"{name}={raw!r} is not a plain table name",
-                                     hint="use letters, digits and underscores (at most 63)")
-        return raw
-    return parse
+def _identifier(raw: str) -> str:
+    # It is interpolated into SQL as a table name: letters, digits and underscores only.
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", raw):
+        raise _Invalid("a plain table name (letters, digits and underscores, at most 63)", "alembic_version")
+    return raw
 
 
-def _text(name: str) -> Callable[[str], str | None]:
-    return lambda raw: raw or None
+def _text(raw: str) -> str | None:
+    return raw or None
 
 
-def _secret(name: str) -> Callable[[str], Secret | None]:
-    return lambda raw: Secret(raw) if raw else None
+def _secret(raw: str) -> Secret | None:
+    return Secret(raw) if raw else None
 
 
 @dataclass(frozen=True)
@@ -109,7 +126,7 @@ class Option:
     env: str
     help: str
     default: Any = None
-    parse: Callable[[str], Any] | None = None
+    parse: Parse | None = None
     flag: str | None = None
     from_file: bool = False  # a ``ENV_FILE`` variant is read too (Kubernetes secret volumes)
     secret: bool = False
@@ -119,10 +136,22 @@ class Option:
     def cli_flag(self) -> str:
         return self.flag or "--" + self.env.lower().removeprefix("migrate_").replace("_", "-")
 
-    def parser(self) -> Callable[[str], Any]:
-        if self.parse is not None:
-            return self.parse
-        return _secret(self.env) if self.secret else _text(self.env)
+    def convert(self, raw: str, source: str = "variable") -> Any:
+        """The typed value of ``raw``; a refusal names where it came from (``variable``, ``flag``, or either
+        with ``-file``) and, unless the option is secret, the value."""
+        parse = self.parse or (_secret if self.secret else _text)
+        try:
+            return parse(raw)
+        except _Invalid as invalid:
+            name = self.cli_flag if source.startswith("flag") else self.env
+            if source.endswith("-file"):
+                where = f"{self.cli_flag}-file" if source.startswith("flag") else f"{self.env}_FILE"
+                subject, hint = f"{name} (read from {where})", f"put a value like {invalid.example} in the file"
+            else:
+                subject = name
+                hint = f"set it like {name}{' ' if source == 'flag' else '='}{invalid.example}"
+            got = "" if self.secret else f", got {raw!r}"
+            raise ConfigurationError(f"{subject} must be {invalid.expected}{got}", hint=hint) from None
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -130,17 +159,18 @@ OPTIONS: tuple[Option, ...] = (
            "(postgres://, mysql://, sqlite:///) are rewritten to their async driver.",
            from_file=True, secret=True, metavar="URL"),
     Option("db_driver", "DB_DRIVER", "Database kind when DATABASE_URL is not set: " + " | ".join(DRIVERS) + ".",
-           parse=_choice("DB_DRIVER", DRIVERS), from_file=True, metavar="DRIVER"),
+           parse=_choice(DRIVERS), from_file=True, metavar="DRIVER"),
     Option("db_host", "DB_HOST", "Server host name.", from_file=True, metavar="HOST"),
     Option("db_port", "DB_PORT", "Server port (default: the driver's, 5432 or 3306).",
-           parse=_port("DB_PORT"), from_file=True, metavar="PORT"),
+           parse=_integer(1, 65535, expected="a port number from 1 to 65535", example="5432"),
+           from_file=True, metavar="PORT"),
     Option("db_user", "DB_USER", "User name (any characters).", from_file=True, secret=True, metavar="USER"),
     Option("db_password", "DB_PASSWORD", "Password (any characters). Prefer DB_PASSWORD_FILE.",
            from_file=True, secret=True, metavar="PASSWORD"),
     Option("db_name", "DB_NAME", "Database name; for sqlite, the database file's path.",
            from_file=True, metavar="NAME"),
     Option("db_sslmode", "DB_SSLMODE", "TLS mode: " + " | ".join(SSL_MODES) + ".",
-           parse=_choice("DB_SSLMODE", SSL_MODES), from_file=True, metavar="MODE"),
+           parse=_choice(SSL_MODES), from_file=True, metavar="MODE"),
     Option("alembic_config", "ALEMBIC_CONFIG", "Path to your own alembic.ini; its env.py runs unchanged "
            "(its sqlalchemy.url is used only when no URL is set).", metavar="PATH"),
     Option("versions_dir", "MIGRATE_VERSIONS_DIR", "Directory of revision files (bundled environment only).",
@@ -148,38 +178,50 @@ OPTIONS: tuple[Option, ...] = (
     Option("target", "MIGRATE_TARGET", "Revision to upgrade to (the `upgrade` argument overrides it).",
            default="head", flag="--target", metavar="REV"),
     Option("wait_timeout", "MIGRATE_WAIT_TIMEOUT", "Seconds to keep retrying the first login.",
-           default=60.0, parse=_seconds("MIGRATE_WAIT_TIMEOUT"), metavar="SECONDS"),
+           default=60.0, parse=_seconds(0, example="60"), metavar="SECONDS"),
     Option("lock_timeout", "MIGRATE_LOCK_TIMEOUT", "Seconds to wait for the migration lock.",
-           default=300.0, parse=_seconds("MIGRATE_LOCK_TIMEOUT"), metavar="SECONDS"),
+           default=300.0, parse=_seconds(0, example="300"), metavar="SECONDS"),
+    # The server-side timeouts are sent in milliseconds, where 0 means "no limit": below 1 ms is refused.
     Option("statement_timeout", "MIGRATE_STATEMENT_TIMEOUT", "Seconds any one statement may run "
            "(PostgreSQL statement_timeout, MariaDB max_statement_time, MySQL max_execution_time); unset: no limit.",
-           parse=_seconds("MIGRATE_STATEMENT_TIMEOUT"), metavar="SECONDS"),
+           parse=_seconds(0.001, example="600"), metavar="SECONDS"),
     Option("ddl_lock_timeout", "MIGRATE_DDL_LOCK_TIMEOUT", "Seconds a statement may wait for a table lock "
            "(PostgreSQL lock_timeout, MySQL/MariaDB lock_wait_timeout); unset: the server's default.",
-           parse=_seconds("MIGRATE_DDL_LOCK_TIMEOUT"), metavar="SECONDS"),
+           parse=_seconds(0.001, example="5"), metavar="SECONDS"),
+    Option("ddl_lock_retries", "MIGRATE_DDL_LOCK_RETRIES", "How often a revision that hit "
+           "MIGRATE_DDL_LOCK_TIMEOUT is rolled back and retried (with jittered backoff) before exit 9; PostgreSQL "
+           "and SQLite only (MySQL/MariaDB commit DDL implicitly).",
+           default=0, parse=_integer(0, 100, example="3"), metavar="N"),
+    Option("run_timeout", "MIGRATE_TIMEOUT", "Whole-run deadline in seconds: past it the migration is stopped, "
+           "rolled back, and the run exits 9; unset: no deadline.",
+           parse=_seconds(0, above=True, example="900"), metavar="SECONDS"),
     Option("allow_downgrade", "MIGRATE_ALLOW_DOWNGRADE", "Allow the `downgrade` command.",
-           default=False, parse=_boolean("MIGRATE_ALLOW_DOWNGRADE"), metavar="BOOL"),
+           default=False, parse=_boolean, metavar="BOOL"),
     Option("on_unknown_revision", "MIGRATE_ON_UNKNOWN_REVISION", "When the database carries a revision these "
            "files do not know: error (exit 6) or ignore (warn, exit 0).",
-           default="error", parse=_choice("MIGRATE_ON_UNKNOWN_REVISION", ("error", "ignore")), metavar="MODE"),
+           default="error", parse=_choice(("error", "ignore")), metavar="MODE"),
     Option("transaction_per_migration", "MIGRATE_TRANSACTION_PER_MIGRATION", "One transaction per revision "
            "(false: one transaction for the whole run where the database allows).",
-           default=True, parse=_boolean("MIGRATE_TRANSACTION_PER_MIGRATION"), metavar="BOOL"),
+           default=True, parse=_boolean, metavar="BOOL"),
     Option("version_table", "MIGRATE_VERSION_TABLE", "Table that records the applied revision.",
-           default="alembic_version", parse=_identifier("MIGRATE_VERSION_TABLE"), metavar="TABLE"),
+           default="alembic_version", parse=_identifier, metavar="TABLE"),
     Option("lock_name", "MIGRATE_LOCK_NAME", "Name of the database lock; migrators that share it exclude "
            "each other.", default="alembic-sidecar", metavar="NAME"),
     Option("pythonpath", "MIGRATE_PYTHONPATH", "Extra import paths for revision files, separated by ':'.",
            metavar="PATHS"),
     Option("log_format", "MIGRATE_LOG_FORMAT", "auto (JSON unless stdout is a terminal) | json | console.",
-           default="auto", parse=_choice("MIGRATE_LOG_FORMAT", ("auto", "json", "console")), metavar="FORMAT"),
+           default="auto", parse=_choice(("auto", "json", "console")), metavar="FORMAT"),
     Option("log_level", "MIGRATE_LOG_LEVEL", "debug | info | warning | error.",
-           default="info", parse=_choice("MIGRATE_LOG_LEVEL", ("debug", "info", "warning", "error")),
-           metavar="LEVEL"),
+           default="info", parse=_choice(("debug", "info", "warning", "error")), metavar="LEVEL"),
     Option("termination_log", "MIGRATE_TERMINATION_LOG", "File that receives the one-line summary when it "
            "is writable (Kubernetes shows it in `kubectl describe pod`).",
            default="/dev/termination-log", metavar="PATH"),
 )
+
+
+def _default(name: str) -> Any:
+    """The default that OPTIONS declares for ``name``: the dataclass below takes its defaults from there."""
+    return next(option.default for option in OPTIONS if option.field == name)
 
 
 @dataclass(frozen=True)
@@ -187,31 +229,33 @@ class Settings:
     """Everything a run needs to know, resolved once."""
 
     command: str = "upgrade"
-    database_url: Secret | None = None
-    db_driver: str | None = None
-    db_host: str | None = None
-    db_port: int | None = None
-    db_user: Secret | None = None
-    db_password: Secret | None = None
-    db_name: str | None = None
-    db_sslmode: str | None = None
-    alembic_config: str | None = None
-    versions_dir: str = "/migrations/versions"
-    target: str = "head"
+    database_url: Secret | None = _default("database_url")
+    db_driver: str | None = _default("db_driver")
+    db_host: str | None = _default("db_host")
+    db_port: int | None = _default("db_port")
+    db_user: Secret | None = _default("db_user")
+    db_password: Secret | None = _default("db_password")
+    db_name: str | None = _default("db_name")
+    db_sslmode: str | None = _default("db_sslmode")
+    alembic_config: str | None = _default("alembic_config")
+    versions_dir: str = _default("versions_dir")
+    target: str = _default("target")
     sql_range: str | None = None
-    wait_timeout: float = 60.0
-    lock_timeout: float = 300.0
-    statement_timeout: float | None = None
-    ddl_lock_timeout: float | None = None
-    allow_downgrade: bool = False
-    on_unknown_revision: str = "error"
-    transaction_per_migration: bool = True
-    version_table: str = "alembic_version"
-    lock_name: str = "alembic-sidecar"
-    pythonpath: str | None = None
-    log_format: str = "auto"
-    log_level: str = "info"
-    termination_log: str = "/dev/termination-log"
+    wait_timeout: float = _default("wait_timeout")
+    lock_timeout: float = _default("lock_timeout")
+    statement_timeout: float | None = _default("statement_timeout")
+    ddl_lock_timeout: float | None = _default("ddl_lock_timeout")
+    ddl_lock_retries: int = _default("ddl_lock_retries")
+    run_timeout: float | None = _default("run_timeout")
+    allow_downgrade: bool = _default("allow_downgrade")
+    on_unknown_revision: str = _default("on_unknown_revision")
+    transaction_per_migration: bool = _default("transaction_per_migration")
+    version_table: str = _default("version_table")
+    lock_name: str = _default("lock_name")
+    pythonpath: str | None = _default("pythonpath")
+    log_format: str = _default("log_format")
+    log_level: str = _default("log_level")
+    termination_log: str = _default("termination_log")
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
@@ -230,22 +274,28 @@ def _read_secret_file(option: Option, path: str) -> str:
     return value.rstrip("\r\n")
 
 
-def _raw_value(option: Option, environ: Mapping[str, str], arguments: Mapping[str, str]) -> str | None:
-    """The flag (or flag-file) if given, else the variable (or variable-file)."""
-    if option.field in arguments or option.field + "_file" in arguments:
-        return _value_or_file(option, arguments.get(option.field), arguments.get(option.field + "_file"), "flag")
-    file_path = environ.get(option.env + "_FILE") if option.from_file else None
-    return _value_or_file(option, environ.get(option.env), file_path, "variable")
+def _raw_value(option: Option, environ: Mapping[str, str],
+               arguments: Mapping[str, str]) -> tuple[str, str] | None:
+    """The flag (or flag-file) if given, else the variable (or variable-file), with where it came from.
+
+    An empty value counts as not given (compose's ``${VAR:-}`` passes ``VAR=``); an empty file is a value.
+    """
+    found = _value_or_file(option, arguments.get(option.field) or None,
+                           arguments.get(option.field + "_file") or None, "flag")
+    if found is None:
+        file_path = (environ.get(option.env + "_FILE") or None) if option.from_file else None
+        found = _value_or_file(option, environ.get(option.env) or None, file_path, "variable")
+    return found
 
 
-def _value_or_file(option: Option, direct: str | None, file_path: str | None, kind: str) -> str | None:
+def _value_or_file(option: Option, direct: str | None, file_path: str | None, kind: str) -> tuple[str, str] | None:
     if direct is not None and file_path is not None:
         names = (f"{option.cli_flag} and {option.cli_flag}-file" if kind == "flag"
                  else f"{option.env} and {option.env}_FILE")
         raise ConfigurationError(f"both {names} are set", hint="set only one of them")
     if file_path is not None:
-        return _read_secret_file(option, file_path)
-    return direct
+        return _read_secret_file(option, file_path), kind + "-file"
+    return None if direct is None else (direct, kind)
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -297,10 +347,9 @@ def from_environ(environ: Mapping[str, str] | None = None, argv: Sequence[str] =
     arguments = vars(build_parser().parse_args(list(argv)))
     values: dict[str, Any] = {"command": arguments.pop("command", None) or "upgrade"}
     for option in OPTIONS:
-        raw = _raw_value(option, environ, arguments)
-        if raw is None or (raw == "" and option.default is not None):
-            continue
-        values[option.field] = option.parser()(raw)
+        found = _raw_value(option, environ, arguments)
+        if found is not None:
+            values[option.field] = option.convert(*found)
     if "sql_range" in arguments:
         values["sql_range"] = arguments["sql_range"]
     return Settings(**values)
