@@ -305,6 +305,17 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise ConfigurationError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help`")
 
 
+def _without_flag_values(error: ConfigurationError, argv: Sequence[str]) -> ConfigurationError:
+    """A usage error that shows no flag's value: a mistyped ``--db-pasword SECRET`` would otherwise be echoed."""
+    values = [token.partition("=")[2] if "=" in token else following
+              for token, following in zip(argv, [*argv[1:], ""]) if token.startswith("-")]
+    message = error.message
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= 3:  # shorter ones would mask ordinary words
+            message = message.replace(value, "***")
+    return ConfigurationError(message, hint=error.hint)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("settings (each flag overrides its environment variable)")
@@ -344,7 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
 def from_environ(environ: Mapping[str, str] | None = None, argv: Sequence[str] = ()) -> Settings:
     """Resolve settings: flags win over environment variables, which win over defaults."""
     environ = os.environ if environ is None else environ
-    arguments = vars(build_parser().parse_args(list(argv)))
+    try:
+        arguments = vars(build_parser().parse_args(list(argv)))
+    except ConfigurationError as error:
+        raise _without_flag_values(error, argv) from None
     values: dict[str, Any] = {"command": arguments.pop("command", None) or "upgrade"}
     for option in OPTIONS:
         found = _raw_value(option, environ, arguments)

@@ -234,3 +234,16 @@ def test_file_variants_have_flags_too(tmp_path):
     assert settings.db_password == Secret("from-a-file")
     with pytest.raises(ConfigurationError, match="both --db-password and --db-password-file"):
         from_environ({}, ["--db-password", "x", "--db-password-file", str(secret)])
+
+
+@pytest.mark.parametrize("argv", [["--db-pasword", "hunter22"], ["upgrade", "--db-pasword=hunter22"],
+                                  ["--databse-url", "postgresql://u:hunter22@h/db"]])
+def test_a_usage_error_does_not_echo_flag_values(argv):
+    with pytest.raises(ConfigurationError) as raised:
+        from_environ({}, argv)
+    assert raised.value.exit_code == 2 and "hunter22" not in str(raised.value), str(raised.value)
+
+
+def test_a_usage_error_still_names_a_mistyped_command():
+    with pytest.raises(ConfigurationError, match="invalid choice: 'upgarde'"):
+        from_environ({}, ["upgarde"])
