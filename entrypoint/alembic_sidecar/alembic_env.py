@@ -161,8 +161,13 @@ class AppliedStep:
 
 def migrate(project: Project, connection: Connection | None, destination: str, *, downgrade: bool = False,
             configure_options: dict[str, Any] | None = None,
-            on_step: Callable[[AppliedStep], None] | None = None) -> None:
-    """Run Alembic's upgrade (or downgrade) to ``destination`` on ``connection`` (None: the env.py connects)."""
+            on_step: Callable[[AppliedStep, tuple[str, ...]], None] | None = None,
+            on_plan: Callable[[list[tuple[str, str]]], None] | None = None) -> None:
+    """Run Alembic's upgrade (or downgrade) to ``destination`` on ``connection`` (None: the env.py connects).
+
+    ``on_plan`` hears the steps (revision, file) before any runs; ``on_step`` hears each applied step with the
+    heads Alembic records after it, from Alembic's own ``on_version_apply`` hook.
+    """
     from alembic.runtime.environment import EnvironmentContext
 
     script = project.script
@@ -177,7 +182,7 @@ def migrate(project: Project, connection: Connection | None, destination: str, *
             script_revision = step.up_revision
             on_step(AppliedStep(",".join(step.up_revision_ids) or "base",
                                 (getattr(script_revision, "doc", "") or "").strip(),
-                                round((now - mark) * 1000), step.is_upgrade))
+                                round((now - mark) * 1000), step.is_upgrade), tuple(heads))
         mark = now
 
     options = dict(configure_options or {})
@@ -186,9 +191,14 @@ def migrate(project: Project, connection: Connection | None, destination: str, *
     config.attributes["connection"] = connection
 
     def steps(revision: Any, context: Any) -> Any:
-        if downgrade:
-            return script._downgrade_revs(destination, revision)
-        return script._upgrade_revs(destination, revision)
+        if record not in context.on_version_apply_callbacks:
+            # A user's env.py calls configure() with options of its own: hook in beside them.
+            context.on_version_apply_callbacks = (*context.on_version_apply_callbacks, record)
+        planned = (script._downgrade_revs(destination, revision) if downgrade
+                   else script._upgrade_revs(destination, revision))
+        if on_plan is not None:
+            on_plan([(step.revision.revision, step.revision.path) for step in planned])
+        return planned
 
     with EnvironmentContext(config, script, fn=steps, destination_rev=destination):
         script.run_env()

@@ -18,6 +18,14 @@ class SidecarError(Exception):
         return f"{self.message}: {self.hint}" if self.hint else self.message
 
 
+class Signalled(BaseException):
+    """SIGTERM or SIGINT, raised where the signal found the process; turned into :class:`Interrupted`."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 class MigrationFailed(SidecarError):
     """A revision raised while it was applied; earlier revisions stay applied where the database allows."""
 
@@ -79,6 +87,7 @@ class TransientFault(SidecarError):
 
     exit_code = 9
     title = "transient database fault"
+    fault: object = None  # the failures.Fault behind it, where one database error was
 
 
 class Interrupted(SidecarError):

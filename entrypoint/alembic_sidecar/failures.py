@@ -1,19 +1,26 @@
-"""Read driver exceptions: is a failure worth retrying, did the server refuse us, and what one line says it."""
+"""Read driver exceptions: walk their causes, name the fault a database reports, and say it in one line."""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from enum import Enum
 
-# PostgreSQL SQLSTATEs that mean "not ready yet": starting up / shutting down, too many connections, admin shutdown.
-PG_TRANSIENT = {"57P03", "53300", "53400", "57P01", "57P02", "08000", "08001", "08003", "08004", "08006"}
-# Login or privilege refused; retrying cannot help.
-PG_ACCESS = {"28P01", "28000", "42501", "3D000"}
-# MySQL client/server error numbers: can't connect, unknown host, server gone, lost connection, too many connections.
-MYSQL_TRANSIENT = {2002, 2003, 2005, 2006, 2013, 1040, 1203, 1053}
-# Access denied (user, database), unknown database, password expired.
-MYSQL_ACCESS = {1044, 1045, 1049, 1142, 1227, 1698, 1862, 3118}
-MYSQL_UNDEFINED_TABLE = 1146
+
+class Fault(Enum):
+    """What a database error means for the run; each database module maps its codes onto these."""
+
+    ACCESS = "access"  # login or privilege refused: retrying cannot help
+    UNAVAILABLE = "unavailable"  # not accepting logins yet, or the connection broke: retry
+    READ_ONLY = "read_only"  # the server or database turned read-only (failover): retry
+    LOCK_TIMEOUT = "lock_timeout"  # a DDL statement waited too long for a table lock: retry
+    DEADLOCK = "deadlock"  # deadlock or serialization failure: retry
+    STATEMENT_TIMEOUT = "statement_timeout"  # MIGRATE_STATEMENT_TIMEOUT cut a statement short
+    UNDEFINED_TABLE = "undefined_table"
+
+
+#: Faults a rerun of the same revisions can get past.
+TRANSIENT = {Fault.UNAVAILABLE, Fault.READ_ONLY, Fault.LOCK_TIMEOUT, Fault.DEADLOCK}
 
 
 def causes(exc: BaseException) -> Iterator[BaseException]:
@@ -41,31 +48,20 @@ def mysql_errno(exc: BaseException) -> int | None:
     return None
 
 
-def is_transient(exc: BaseException) -> bool:
-    """True for failures a server that is still starting up (or not yet resolvable) produces."""
-    if is_access_denied(exc):
-        return False
-    state, errno = sqlstate(exc), mysql_errno(exc)
-    if state in PG_TRANSIENT or errno in MYSQL_TRANSIENT:
-        return True
+def connection_broken(exc: BaseException) -> bool:
+    """True when the socket itself failed: reset, refused, timed out, closed under us, or invalidated by SQLAlchemy."""
     for cause in causes(exc):
-        if isinstance(cause, (ConnectionError, socket.gaierror, TimeoutError)):
+        if getattr(cause, "connection_invalidated", False):
+            return True
+        if isinstance(cause, (ConnectionError, socket.gaierror, TimeoutError, EOFError)):
             return True
         if isinstance(cause, OSError) and cause.errno is not None and type(cause) is OSError:
-            return True  # e.g. EHOSTUNREACH while a Service's endpoints are being set up
-        if type(cause).__name__ in ("ConnectionDoesNotExistError", "CannotConnectNowError", "TooManyConnectionsError"):
+            return True  # e.g. EHOSTUNREACH, ETIMEDOUT from the kernel's keepalive
+        if type(cause).__name__ in ("ConnectionDoesNotExistError", "ConnectionFailureError"):
             return True
+        if type(cause).__name__ == "InterfaceError" and "closed" in str(cause):
+            return True  # asyncpg's "connection is closed", raised before any I/O
     return False
-
-
-def is_access_denied(exc: BaseException) -> bool:
-    return sqlstate(exc) in PG_ACCESS or mysql_errno(exc) in MYSQL_ACCESS
-
-
-def is_undefined_table(exc: BaseException) -> bool:
-    if sqlstate(exc) == "42P01" or mysql_errno(exc) == MYSQL_UNDEFINED_TABLE:
-        return True
-    return any("no such table" in str(cause) for cause in causes(exc) if type(cause).__module__ == "sqlite3")
 
 
 def describe(exc: BaseException) -> str:

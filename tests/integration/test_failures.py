@@ -93,7 +93,9 @@ def test_ddl_lock_timeout_stops_waiting_for_a_table_lock_on_postgresql(pg_databa
         holder.execute("LOCK TABLE busy IN ACCESS SHARE MODE")
         result = sidecar.run("upgrade", env={"DATABASE_URL": pg_database.url, "MIGRATE_DDL_LOCK_TIMEOUT": "1"},
                              timeout=30)
-        assert_clean_failure(result, 1, rev)
+        failed = assert_clean_failure(result, 9, rev, "rolled back")
+        assert failed["kind"] == "transient database fault"
+        assert "fix" not in failed["error"]
         assert result.duration < 8
         assert pg_database.revisions() == []
     finally:
@@ -109,7 +111,8 @@ def test_ddl_lock_timeout_on_mariadb(mariadb_database, revisions, sidecar):
         holder.execute("SELECT * FROM busy")  # holds a metadata lock until the transaction ends
         result = sidecar.run("upgrade", env={"DATABASE_URL": mariadb_database.url,
                                              "MIGRATE_DDL_LOCK_TIMEOUT": "1"}, timeout=30)
-        assert_clean_failure(result, 1, rev)
+        failed = assert_clean_failure(result, 9, rev, "implicitly")
+        assert "fix" not in failed["error"]
         assert result.duration < 8
     finally:
         holder.close()

@@ -1,0 +1,145 @@
+"""MySQL and MariaDB through aiomysql: session settings, GET_LOCK, faults, and the UTF-8 password quirk.
+
+DDL commits implicitly here, so a failed revision can leave some of its statements applied, and a DDL lock timeout
+is not retried. The server has no per-session TCP keepalive; the migration session sets ``wait_timeout`` instead,
+so a partitioned migrator's idle session, and its GET_LOCK, end within WAIT_TIMEOUT seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ssl
+from typing import TYPE_CHECKING, Any
+
+from ..failures import Fault, connection_broken, mysql_errno
+from . import bound_socket, quote_identifier
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from ..endpoint import Endpoint
+    from ..settings import Settings
+
+TRANSACTIONAL_DDL = False
+# Seconds the server keeps a silent session (and its lock) before it ends it.
+WAIT_TIMEOUT = 60
+
+_FAULTS = {
+    **dict.fromkeys((1044, 1045, 1049, 1142, 1227, 1698, 1862, 3118), Fault.ACCESS),
+    # can't connect, unknown host, server gone, lost connection, too many connections, shutdown, killed
+    **dict.fromkeys((2002, 2003, 2005, 2006, 2013, 2055, 1040, 1203, 1053, 1927, 1317), Fault.UNAVAILABLE),
+    **dict.fromkeys((1290, 1792, 1836), Fault.READ_ONLY),
+    1205: Fault.LOCK_TIMEOUT,
+    1213: Fault.DEADLOCK,
+    **dict.fromkeys((1969, 3024), Fault.STATEMENT_TIMEOUT),
+    1146: Fault.UNDEFINED_TABLE,
+}
+
+
+def classify(exc: BaseException) -> Fault | None:
+    errno = mysql_errno(exc)
+    if errno in _FAULTS:
+        return _FAULTS[errno]
+    return Fault.UNAVAILABLE if connection_broken(exc) else None
+
+
+def wire_password(password: str) -> str:
+    """aiomysql encodes a str password as latin-1; MySQL hashed the UTF-8 bytes. Hand it text that encodes to those."""
+    return password.encode("utf-8").decode("latin-1")
+
+
+def lock_name(name: str, database: str | None) -> str:
+    """GET_LOCK names are server-wide (not per schema) and at most 64 characters long."""
+    scoped = f"{name}:{database or ''}"
+    return scoped if len(scoped) <= 64 else hashlib.sha256(scoped.encode()).hexdigest()[:64]
+
+
+def ssl_context(sslmode: str | None) -> ssl.SSLContext | None:
+    """aiomysql cannot fall back from TLS to plain text, so `allow` and `prefer` mean plain text, as `disable`."""
+    if sslmode in (None, "disable", "allow", "prefer"):
+        return None
+    context = ssl.create_default_context()
+    if sslmode == "require":
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif sslmode == "verify-ca":
+        context.check_hostname = False
+    return context
+
+
+async def connect(endpoint: Endpoint, timeout: float) -> Any:
+    import aiomysql
+    from pymysql.constants import CLIENT
+
+    connection = await aiomysql.connect(
+        host=endpoint.host, port=endpoint.port, user=endpoint.user or "",
+        password=wire_password(endpoint.password or ""), db=endpoint.database,
+        connect_timeout=max(1, timeout), charset="utf8mb4", ssl=ssl_context(endpoint.sslmode),
+        client_flag=CLIENT.FOUND_ROWS)  # what SQLAlchemy's dialect asks for: matched rows, not changed rows
+    bound_socket(connection._writer.transport.get_extra_info("socket"))
+    return connection
+
+
+async def read_versions(connection: Any, table: str) -> tuple[str, ...]:
+    async with connection.cursor() as cursor:
+        await cursor.execute(f"SELECT version_num FROM {quote_identifier(table, '`')}")
+        return tuple(sorted(row[0] for row in await cursor.fetchall()))
+
+
+async def close(connection: Any) -> None:
+    connection.close()
+
+
+async def prepare_session(raw: Any, settings: Settings, endpoint: Endpoint | None) -> str:
+    async with raw.cursor() as cursor:
+        await cursor.execute(f"SET SESSION wait_timeout = {WAIT_TIMEOUT}")
+    await raw.commit()
+    return ""
+
+
+def migration_settings(settings: Settings, *, is_mariadb: bool, bundled: bool) -> list[str]:
+    statements = []
+    if settings.statement_timeout is not None:
+        if is_mariadb:
+            statements.append(f"SET SESSION max_statement_time = {settings.statement_timeout:g}")
+        else:  # MySQL bounds only SELECT statements
+            statements.append(f"SET SESSION max_execution_time = {round(settings.statement_timeout * 1000)}")
+    if settings.ddl_lock_timeout is not None:
+        seconds = max(1, round(settings.ddl_lock_timeout))
+        statements.append(f"SET SESSION lock_wait_timeout = {seconds}")
+        statements.append(f"SET SESSION innodb_lock_wait_timeout = {seconds}")
+    return statements
+
+
+class Lock:
+    """A GET_LOCK named after the lock name and the database; the server frees it when the session ends."""
+
+    def __init__(self, connection: AsyncConnection, name: str) -> None:
+        self.connection = connection
+        self.name = name
+        self.description = f"GET_LOCK('{name}')"
+
+    async def try_acquire(self) -> bool:
+        from sqlalchemy import text
+
+        got = (await self.connection.execute(text("SELECT GET_LOCK(:name, 0)"), {"name": self.name})).scalar()
+        await self.connection.commit()
+        return got == 1
+
+    async def release(self) -> None:
+        from sqlalchemy import text
+
+        await self.connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": self.name})
+        await self.connection.commit()
+
+
+def lock(connection: AsyncConnection, settings: Settings, endpoint: Endpoint, token: str) -> Lock:
+    return Lock(connection, lock_name(settings.lock_name, endpoint.database))
+
+
+def kill_statement(backend_id: int) -> tuple[str, dict[str, int]]:
+    return f"KILL {int(backend_id)}", {}
+
+
+async def make_durable(connection: AsyncConnection) -> None:
+    return None

@@ -1,0 +1,189 @@
+"""PostgreSQL through asyncpg: session settings, the advisory lock, pooler detection, the durable commit, faults.
+
+The lock is a session-level advisory lock whose key is the first 8 bytes of SHA-256(MIGRATE_LOCK_NAME) as a signed
+64-bit integer; it is per database and dies with its session. A pooler in transaction or statement mode hands the
+session's server connection to other clients between transactions, so a session lock would not exclude anybody
+there and could stay behind on a pooled server connection: ``prepare_session`` detects that before any lock is
+taken and refuses to run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigurationError
+from ..failures import Fault, connection_broken, sqlstate
+from . import KEEPALIVE_COUNT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, USER_TIMEOUT_MS, bound_socket, quote_identifier
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from ..endpoint import Endpoint
+    from ..settings import Settings
+
+TRANSACTIONAL_DDL = True
+APPLICATION_NAME = "alembic-sidecar"
+# A custom setting that marks our server session, so that a pooler switching sessions under us is seen.
+SESSION_MARK = "alembic_sidecar.session"
+
+_FAULTS = {
+    "28P01": Fault.ACCESS, "28000": Fault.ACCESS, "42501": Fault.ACCESS, "3D000": Fault.ACCESS,
+    "57P01": Fault.UNAVAILABLE, "57P02": Fault.UNAVAILABLE, "57P03": Fault.UNAVAILABLE, "57P05": Fault.UNAVAILABLE,
+    "53300": Fault.UNAVAILABLE, "53400": Fault.UNAVAILABLE,
+    "25006": Fault.READ_ONLY,
+    "55P03": Fault.LOCK_TIMEOUT,
+    "40P01": Fault.DEADLOCK, "40001": Fault.DEADLOCK,
+    "57014": Fault.STATEMENT_TIMEOUT,
+    "42P01": Fault.UNDEFINED_TABLE,
+}
+
+
+class PoolerDetected(ConfigurationError):
+    """The connection goes through a pooler in transaction or statement mode, where a session lock is a lie."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the database connection goes through a pooler in transaction or statement pooling mode (PgBouncer?): "
+            "a session lock cannot keep other migrators out there",
+            hint="connect directly to PostgreSQL, or through a pool in session mode (pool_mode=session)")
+
+
+def advisory_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def classify(exc: BaseException) -> Fault | None:
+    state = sqlstate(exc)
+    if state in _FAULTS:
+        return _FAULTS[state]
+    if (state or "").startswith("08") or connection_broken(exc):
+        return Fault.UNAVAILABLE
+    return None
+
+
+async def connect(endpoint: Endpoint, timeout: float) -> Any:
+    import asyncpg
+
+    connection = await asyncpg.connect(
+        host=endpoint.host, port=endpoint.port, user=endpoint.user, password=endpoint.password,
+        database=endpoint.database, ssl=endpoint.sslmode, timeout=timeout,
+        server_settings={"application_name": APPLICATION_NAME})
+    bound_socket(connection._transport.get_extra_info("socket"))
+    return connection
+
+
+async def read_versions(connection: Any, table: str) -> tuple[str, ...]:
+    name = quote_identifier(table)
+    # Asking first keeps "relation does not exist" out of the server log on a fresh database.
+    if await connection.fetchval("SELECT to_regclass($1)", name) is None:
+        return ()
+    return tuple(sorted(row[0] for row in await connection.fetch(f"SELECT version_num FROM {name}")))
+
+
+async def close(connection: Any) -> None:
+    connection.terminate()
+
+
+def _check_mark(token: str, *, present: bool) -> str:
+    """A statement that fails with our message when the session mark is (not) ours; simple protocol, no rows."""
+    test = "=" if present else "<>"
+    return (f"DO $$BEGIN IF coalesce(current_setting('{SESSION_MARK}', true), '') {test} '{token}' THEN "
+            f"RAISE EXCEPTION 'alembic-sidecar: pooled session'; END IF; END$$")
+
+
+async def prepare_session(raw: Any, settings: Settings, endpoint: Endpoint | None) -> str:
+    """Let the server drop our session (and lock) if the client goes silent; with ``endpoint``, detect a pooler.
+
+    Every statement here uses the simple query protocol: through a transaction pooler, prepared statements of one
+    transaction do not exist in the next, and the detection must answer before anything else fails oddly.
+    """
+    import asyncpg
+
+    token = secrets.token_hex(8)
+    statements = [f"SET tcp_keepalives_idle = {KEEPALIVE_IDLE}", f"SET tcp_keepalives_interval = {KEEPALIVE_INTERVAL}",
+                  f"SET tcp_keepalives_count = {KEEPALIVE_COUNT}", f"SET tcp_user_timeout = {USER_TIMEOUT_MS}",
+                  f"SELECT set_config('{SESSION_MARK}', '{token}', false)"]
+    if raw.get_server_version().major >= 14:
+        # A killed sidecar's session, and its lock, end within seconds even mid-statement.
+        statements.append("SET client_connection_check_interval = 2000")
+    await raw.execute("; ".join(statements))
+    if endpoint is None:
+        return token
+    try:
+        neighbour = await connect(endpoint, 5.0)
+    except Exception:
+        neighbour = None  # no second login possible (connection limit): the lock's own check still applies
+    try:
+        # A transaction pooler hands our just-released server session to the next client (PgBouncer reuses the
+        # most recently used one): the neighbour then sees our mark. Our next transaction may land elsewhere.
+        if neighbour is not None:
+            await neighbour.execute(_check_mark(token, present=True))
+        await raw.execute(_check_mark(token, present=False))
+    except asyncpg.RaiseError:
+        raise PoolerDetected() from None
+    finally:
+        if neighbour is not None:
+            neighbour.terminate()
+    return token
+
+
+def migration_settings(settings: Settings, *, is_mariadb: bool, bundled: bool) -> list[str]:
+    statements = []
+    if bundled and settings.transaction_per_migration:
+        # Each revision still commits atomically; only the wait for the disk is deferred to one final durable
+        # commit (make_durable), which saves a WAL flush per revision.
+        statements.append("SET synchronous_commit = off")
+    if settings.statement_timeout is not None:
+        statements.append(f"SET statement_timeout = {round(settings.statement_timeout * 1000)}")
+    if settings.ddl_lock_timeout is not None:
+        statements.append(f"SET lock_timeout = {round(settings.ddl_lock_timeout * 1000)}")
+    return statements
+
+
+class Lock:
+    """A session-level advisory lock on the migration connection: per-revision commits do not release it."""
+
+    def __init__(self, connection: AsyncConnection, name: str, token: str) -> None:
+        self.connection = connection
+        self.key = advisory_key(name)
+        self.token = token
+        self.description = f"pg_advisory_lock({self.key})"
+
+    async def try_acquire(self) -> bool:
+        from sqlalchemy import text
+
+        # One statement, so the mark check and the lock happen on the same server session whatever sits between.
+        outcome = (await self.connection.execute(text(
+            f"SELECT CASE WHEN coalesce(current_setting('{SESSION_MARK}', true), '') <> :token THEN 'moved' "
+            "WHEN pg_try_advisory_lock(:key) THEN 'acquired' ELSE 'busy' END"),
+            {"token": self.token, "key": self.key})).scalar()
+        await self.connection.commit()
+        if outcome == "moved":
+            raise PoolerDetected()
+        return outcome == "acquired"
+
+    async def release(self) -> None:
+        from sqlalchemy import text
+
+        await self.connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
+        await self.connection.commit()
+
+
+def lock(connection: AsyncConnection, settings: Settings, endpoint: Endpoint, token: str) -> Lock:
+    return Lock(connection, settings.lock_name, token)
+
+
+def kill_statement(backend_id: int) -> tuple[str, dict[str, int]]:
+    return "SELECT pg_terminate_backend(:id)", {"id": backend_id}
+
+
+async def make_durable(connection: AsyncConnection) -> None:
+    """One synchronous commit flushes the WAL up to it, so every revision committed before is on disk too."""
+    from sqlalchemy import text
+
+    await connection.rollback()
+    await connection.execute(text("SET synchronous_commit = on"))
+    await connection.execute(text("SELECT txid_current()"))  # a transaction id makes the commit flush
+    await connection.commit()

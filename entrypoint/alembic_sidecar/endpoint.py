@@ -1,0 +1,171 @@
+"""Where the database is: one parser for DATABASE_URL and the DB_* settings, shared by the fast and the full path."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+    from .settings import Settings
+
+# URL scheme (before any "+driver") -> the backend it names.
+BACKENDS = {"postgres": "postgresql", "postgresql": "postgresql", "mysql": "mysql", "mariadb": "mariadb",
+            "sqlite": "sqlite"}
+# The async driver this image ships for each backend.
+ASYNC_DRIVERS = {"postgresql": "asyncpg", "mysql": "aiomysql", "mariadb": "aiomysql", "sqlite": "aiosqlite"}
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# URL query parameters understood per backend; anything else is refused rather than silently ignored.
+SSL_PARAMETERS = ("sslmode", "ssl", "ssl_mode", "ssl-mode")
+CREDENTIAL_PARAMETERS = ("user", "password")
+URL_FORM_HINT = "use the form postgresql://USER:PASSWORD@HOST:PORT/DB with special characters percent-encoded"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Connection parameters of one database; the password never shows in a repr."""
+
+    backend: str  # postgresql | mysql | mariadb | sqlite
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    database: str | None = None
+    sslmode: str | None = None
+
+    @property
+    def is_server(self) -> bool:
+        return self.backend != "sqlite"
+
+    @property
+    def masked(self) -> str:
+        """The URL as logs show it: the password replaced by ***."""
+        if self.backend == "sqlite":
+            return f"sqlite:///{self.database or ':memory:'}"
+        auth = ""
+        if self.user is not None:
+            auth = quote(self.user, safe="") + (":***" if self.password else "") + "@"
+        query = f"?sslmode={self.sslmode}" if self.sslmode else ""
+        return f"{self.backend}://{auth}{self.host}:{self.port}/{quote(self.database or '', safe='')}{query}"
+
+    def sqlalchemy_url(self) -> URL:
+        """The async SQLAlchemy URL (password included): selects the dialect, and is what a user's env.py gets."""
+        from sqlalchemy.engine import URL
+
+        query = {"ssl": self.sslmode} if self.sslmode and self.backend == "postgresql" else {}
+        return URL.create(f"{self.backend}+{ASYNC_DRIVERS[self.backend]}", username=self.user,
+                          password=self.password, host=self.host, port=self.port, database=self.database,
+                          query=query)
+
+
+def from_settings(settings: Settings, *, fallback_url: str | None = None) -> Endpoint:
+    """DATABASE_URL wins, then the DB_* settings, then (ALEMBIC_CONFIG mode) the ini's ``fallback_url``."""
+    if settings.database_url is not None:
+        endpoint = parse_url(settings.database_url.reveal(), "DATABASE_URL")
+    elif settings.db_driver is not None:
+        endpoint = _from_parts(settings)
+    elif fallback_url:
+        endpoint = parse_url(fallback_url, "sqlalchemy.url in " + (settings.alembic_config or "alembic.ini"))
+    else:
+        raise ConfigurationError("no database URL is configured",
+                                 hint="set DATABASE_URL, or DB_DRIVER with DB_HOST, DB_USER, DB_PASSWORD and DB_NAME")
+    if settings.db_sslmode and endpoint.is_server:
+        endpoint = _replace(endpoint, sslmode=settings.db_sslmode)
+    return endpoint
+
+
+def parse_url(raw: str, source: str) -> Endpoint:
+    """A URL in any supported form; the message never echoes it, since it may hold a password."""
+    try:
+        parts = urlsplit(raw.strip())
+        port = parts.port
+    except ValueError:
+        raise ConfigurationError(f"{source} is not a valid database URL", hint=URL_FORM_HINT) from None
+    scheme = parts.scheme.split("+")[0].lower()
+    if not parts.scheme or "://" not in raw:
+        raise ConfigurationError(f"{source} is not a valid database URL", hint=URL_FORM_HINT)
+    backend = BACKENDS.get(scheme)
+    if backend is None:
+        raise ConfigurationError(f"unsupported database kind {scheme!r} in {source}",
+                                 hint="use postgresql://, mysql://, mariadb:// or sqlite:/// (asyncpg, aiomysql, "
+                                      "aiosqlite)")
+    if parts.fragment:
+        raise ConfigurationError(f"{source} has a '#' fragment", hint="percent-encode '#' in a password as %23")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if backend == "sqlite":
+        return _sqlite(parts.netloc, parts.path, query, source)
+    params: dict[str, str] = {}
+    for key, value in query:
+        if key in params:
+            raise ConfigurationError(f"{source} sets the URL parameter {key!r} twice", hint="set it once")
+        params[key] = value
+    unknown = sorted(set(params) - set(SSL_PARAMETERS) - set(CREDENTIAL_PARAMETERS))
+    if unknown:
+        supported = ", ".join(("sslmode",) + CREDENTIAL_PARAMETERS)
+        raise ConfigurationError(f"{source} has URL parameter(s) alembic-sidecar does not understand: "
+                                 f"{', '.join(unknown)}", hint=f"remove them; supported: {supported}")
+    if "," in parts.netloc or not parts.hostname:
+        raise ConfigurationError(f"{source} names no single server host",
+                                 hint="give one host, as in postgresql://USER:PASSWORD@HOST:5432/DB")
+    sslmodes = {params[key].lower() for key in SSL_PARAMETERS if key in params}
+    if len(sslmodes) > 1:
+        raise ConfigurationError(f"{source} sets the TLS mode twice, differently", hint="set sslmode once")
+    sslmode = _sslmode(sslmodes.pop() if sslmodes else None, source)
+    user = unquote(parts.username) if parts.username is not None else params.get("user")
+    password = unquote(parts.password) if parts.password is not None else params.get("password")
+    return Endpoint(backend, parts.hostname, port or DEFAULT_PORTS[backend], user or None, password,
+                    unquote(parts.path.lstrip("/")) or None, sslmode)
+
+
+def _sslmode(value: str | None, source: str) -> str | None:
+    if value in (None, ""):
+        return None
+    # MySQL's ssl-mode spellings, mapped to libpq's names.
+    value = {"disabled": "disable", "preferred": "prefer", "required": "require", "verify_ca": "verify-ca",
+             "verify_identity": "verify-full", "true": "require", "false": "disable"}.get(value, value)
+    if value not in SSL_MODES:
+        raise ConfigurationError(f"{source} has an unknown sslmode", hint=f"use one of {', '.join(SSL_MODES)}")
+    return value
+
+
+def _sqlite(netloc: str, path: str, query: list[tuple[str, str]], source: str) -> Endpoint:
+    if netloc or query:
+        raise ConfigurationError(f"{source} is not a SQLite URL this image understands",
+                                 hint="use sqlite:///relative/path.db or sqlite:////absolute/path.db, no parameters")
+    database = unquote(path[1:]) if path.startswith("/") else ""
+    return _sqlite_file(database)
+
+
+def _sqlite_file(database: str) -> Endpoint:
+    if not database or database == ":memory:":
+        return Endpoint("sqlite", database=":memory:")
+    return Endpoint("sqlite", database=os.path.abspath(os.path.expanduser(database)))
+
+
+def _from_parts(settings: Settings) -> Endpoint:
+    driver = settings.db_driver
+    assert driver is not None
+    if driver == "sqlite":
+        if not settings.db_name:
+            raise ConfigurationError("DB_NAME is required with DB_DRIVER=sqlite",
+                                     hint="set DB_NAME to the database file's path")
+        return _sqlite_file(settings.db_name)
+    missing = [name for name, value in (("DB_HOST", settings.db_host), ("DB_NAME", settings.db_name)) if not value]
+    if missing:
+        raise ConfigurationError(f"{' and '.join(missing)} required with DB_DRIVER={driver}",
+                                 hint="set them, or set DATABASE_URL instead")
+    return Endpoint(driver, settings.db_host, settings.db_port or DEFAULT_PORTS[driver],
+                    settings.db_user.reveal() if settings.db_user else None,
+                    settings.db_password.reveal() if settings.db_password else None, settings.db_name)
+
+
+def _replace(endpoint: Endpoint, **changes: object) -> Endpoint:
+    from dataclasses import replace
+
+    return replace(endpoint, **changes)

@@ -1,0 +1,370 @@
+"""PID 1's part: run the work in a child process, own signals and deadlines, and prove the outcome.
+
+Revision code runs in the child, where it can raise anything, call ``sys.exit`` or end the process outright. The
+parent trusts none of that: it reads the child's reports from a pipe, forwards SIGTERM/SIGINT, stops the child at
+MIGRATE_TIMEOUT, kills it when it does not stop within a grace period, reaps every child (as an init process must),
+and reports success only after its own fresh read of the version table shows the target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import selectors
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import Interrupted, MigrationFailed, SidecarError, Signalled, TransientFault
+from .failures import describe
+from .report import Reporter, read_reports
+from .settings import Settings
+
+SIGNAL_EXIT = {signal.SIGTERM: ("SIGTERM", 143), signal.SIGINT: ("SIGINT", 130)}
+# How long a signalled child gets to roll back, release the lock and report before it is killed.
+GRACE = 10.0
+# The proof read after the work: one login and one SELECT.
+PROOF_TIMEOUT = 10.0
+
+
+@dataclass
+class Outcome:
+    summary: str
+    output: list[str] = field(default_factory=list)
+
+
+class Reported(SidecarError):
+    """A failure the child reported: its exit code and kind travel with it."""
+
+    def __init__(self, exit_code: int, title: str, message: str) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.title = title
+
+
+def raise_signalled(signum: int, frame: object) -> None:
+    raise Signalled(signum)
+
+
+# -- the parent -------------------------------------------------------------------------------------------------
+
+def supervise(settings: Settings, started: float) -> Outcome:
+    """Fork the child that does the work; return what to report, or raise the failure to report."""
+    report_read, report_write = os.pipe()
+    wake_read, wake_write = os.pipe()
+    for fd in (report_read, wake_read, wake_write):
+        os.set_blocking(fd, False)
+    elapsed = time.monotonic() - started
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(report_read)
+        os.close(wake_read)
+        os.close(wake_write)
+        os._exit(_child(settings, Reporter(report_write), elapsed))
+    os.close(report_write)
+    return _Supervision(settings, started, pid, report_read, wake_read, wake_write).run()
+
+
+class _Supervision:
+    def __init__(self, settings: Settings, started: float, pid: int, report_fd: int, wake_read: int,
+                 wake_write: int) -> None:
+        self.settings, self.started, self.pid = settings, started, pid
+        self.report_fd, self.wake_read, self.wake_write = report_fd, wake_read, wake_write
+        self.reports: list[dict[str, Any]] = []
+        self.buffer = bytearray()
+        self.signals: list[int] = []
+        self.stopping: str | None = None  # "SIGTERM", "SIGINT" or "deadline"
+        self.kill_at: float | None = None
+        self.killed = False
+
+    def run(self) -> Outcome:
+        status = self._wait_for_child()
+        return self._verdict(status)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.signals.append(signum)
+
+    def _wait_for_child(self) -> int:
+        previous = {signum: signal.signal(signum, self._on_signal) for signum in (*SIGNAL_EXIT, signal.SIGCHLD)}
+        signal.set_wakeup_fd(self.wake_write, warn_on_full_buffer=False)
+        deadline = self.started + self.settings.run_timeout if self.settings.run_timeout else None
+        selector = selectors.DefaultSelector()
+        selector.register(self.report_fd, selectors.EVENT_READ)
+        selector.register(self.wake_read, selectors.EVENT_READ)
+        handled = 0
+        try:
+            while True:
+                status = self._reap()
+                if status is not None:
+                    self._drain()
+                    return status
+                now = time.monotonic()
+                for signum in self.signals[handled:]:
+                    handled += 1
+                    if signum in SIGNAL_EXIT and self.stopping is None:
+                        self._stop(SIGNAL_EXIT[signal.Signals(signum)][0], signum, now)
+                if deadline is not None and now >= deadline and self.stopping is None:
+                    self._stop("deadline", signal.SIGTERM, now)
+                if self.kill_at is not None and now >= self.kill_at:
+                    self._send(signal.SIGKILL)
+                    self.killed, self.kill_at = True, None
+                waits = [1.0] + [t - now for t in (deadline if self.stopping is None else None, self.kill_at)
+                                 if t is not None]
+                for key, _ in selector.select(max(0.0, min(waits))):
+                    if key.fd == self.report_fd:
+                        self._drain()
+                    else:
+                        _read_all(self.wake_read)
+        finally:
+            signal.set_wakeup_fd(-1)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            selector.close()
+
+    def _stop(self, reason: str, signum: int, now: float) -> None:
+        self.stopping = reason
+        self._send(signum)
+        self.kill_at = now + GRACE
+
+    def _send(self, signum: int) -> None:
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def _reap(self) -> int | None:
+        """Reap every ended child (orphans of revision code too); the wait status of ours, once it ended."""
+        ours = None
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return ours
+            if pid == 0:
+                return ours
+            if pid == self.pid:
+                ours = status
+
+    def _drain(self) -> None:
+        chunk = _read_all(self.report_fd)
+        if chunk:
+            self.reports.extend(read_reports(self.buffer, chunk))
+
+    def _last(self, kind: str) -> dict[str, Any] | None:
+        return next((report for report in reversed(self.reports) if report["kind"] == kind), None)
+
+    def _verdict(self, status: int) -> Outcome:
+        done, failed = self._last("done"), self._last("failed")
+        if done is not None and not failed and os.waitstatus_to_exitcode(status) == 0:
+            return self._proven(done)
+        if self.stopping == "deadline":
+            raise TransientFault(
+                f"the run did not finish within MIGRATE_TIMEOUT ({self.settings.run_timeout:g} s) and was stopped; "
+                f"{self._state()}",
+                hint="the revision in progress was rolled back; rerunning is safe; raise MIGRATE_TIMEOUT if the "
+                     "migration needs longer")
+        if failed is not None:
+            raise Reported(failed["exit_code"], failed["title"], failed["message"])
+        if self.stopping is not None:
+            name, code = SIGNAL_EXIT[signal.SIGTERM if self.stopping == "SIGTERM" else signal.SIGINT]
+            raise Interrupted(name, code, f"interrupted by {name}; the migration did not stop within {GRACE:g} s "
+                                          f"and was killed; its session ends with it; {self._state()}")
+        code = os.waitstatus_to_exitcode(status)
+        how = f"was killed by signal {-code}" if code < 0 else f"ended with status {code} without reporting"
+        raise MigrationFailed(f"{self._culprit()} {how}", hint=f"{self._state()}; fix the revision and rerun")
+
+    def _culprit(self) -> str:
+        """The revision file that was running when the child ended, from its plan and its progress."""
+        planned = self._last("steps")
+        if planned is None:
+            return "the migration process"
+        applied = {report["revision"] for report in self.reports if report["kind"] == "step"}
+        for revision, path in planned["steps"]:
+            if revision not in applied:
+                return f"revision file {path}"
+        return "the migration process"
+
+    def _state(self) -> str:
+        progress = [report for report in self.reports if report["kind"] == "step"]
+        if progress:
+            return f"the database stays at {progress[-1]['revision']}"
+        return "no revision of this run was recorded"
+
+    def _proven(self, done: dict[str, Any]) -> Outcome:
+        from .logs import get_logger, migration_complete
+
+        if done.get("expected") is None:
+            return Outcome(done["summary"], done.get("output", []))
+        endpoint = self._last("endpoint")
+        assert endpoint is not None
+        actual = _read_versions(endpoint["endpoint"], self.settings.version_table)
+        plan = self._last("plan")
+        wanted = tuple(sorted(done["expected"]))
+        target = self.settings.target
+        problems = []
+        if actual != wanted:
+            problems.append(f"Alembic recorded {','.join(wanted) or 'base'}")
+        if plan is not None and plan.get("heads") is not None and actual != tuple(sorted(plan["heads"])):
+            problems.append(f"the heads are {','.join(sorted(plan['heads']))}")
+        if self.settings.command == "upgrade" and target not in ("head", "heads", "base") \
+                and not target.startswith(("+", "-")) and "@" not in target and target not in actual \
+                and not any(rev.startswith(target) for rev in actual):
+            problems.append(f"the target is {target}")
+        if problems:
+            raise MigrationFailed(f"after the run the database is at {','.join(actual) or 'base'}, but "
+                                  + " and ".join(problems),
+                                  hint="something outside Alembic changed the version table; inspect it and rerun")
+        if done.get("summary") == "ahead":
+            return Outcome(f"database at {','.join(actual)}, ahead of these revisions (ignored)")
+        get_logger()  # configured in this process already
+        return Outcome(migration_complete(tuple(done["before"]), actual, done["applied"], self.started))
+
+
+def _read_versions(fields: dict[str, Any], table: str) -> tuple[str, ...]:
+    """A fresh login and read, so no state the migration left (a stale cached statement) can answer for it."""
+    from . import databases
+    from .endpoint import Endpoint
+
+    endpoint = Endpoint(**fields)
+    database = databases.module_for(endpoint.backend)
+
+    async def read() -> tuple[str, ...]:
+        async with asyncio.timeout(PROOF_TIMEOUT):
+            if endpoint.backend == "sqlite":
+                if endpoint.database == ":memory:":
+                    raise _InMemory()
+                return database.read_versions_now(endpoint.database, table, PROOF_TIMEOUT)
+            connection = await database.connect(endpoint, PROOF_TIMEOUT)
+            try:
+                return await database.read_versions(connection, table)
+            finally:
+                await database.close(connection)
+
+    try:
+        return asyncio.run(read())
+    except _InMemory:
+        raise
+    except Exception as exc:
+        error = TransientFault(f"the migration reported success but its result could not be confirmed: "
+                               f"{describe(exc) if not isinstance(exc, TimeoutError) else 'no answer in time'}",
+                               hint="rerun: a database at the target is confirmed and the run exits 0")
+        raise error from None
+
+
+class _InMemory(Exception):
+    """An in-memory SQLite database dies with the child: nothing outside it can read what it did."""
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# -- the child --------------------------------------------------------------------------------------------------
+
+def _child(settings: Settings, reporter: Reporter, elapsed: float) -> int:
+    """Run the command; report its result or failure to the parent; return the exit code."""
+    signal.set_wakeup_fd(-1)
+    for signum in SIGNAL_EXIT:
+        signal.signal(signum, raise_signalled)
+    code = 70
+    try:
+        from .runner import Runner
+
+        runner = Runner(settings, reporter, wait_timeout=max(0.0, settings.wait_timeout - elapsed),
+                        lock_timeout=max(0.0, settings.lock_timeout - elapsed))
+        result = asyncio.run(run_with_signals(runner))
+        reporter.send("done", summary=result.summary, output=result.output,
+                      before=list(result.before) if result.before is not None else None,
+                      expected=list(result.expected) if result.expected is not None else None,
+                      applied=result.applied)
+        code = 0
+    except Signalled as exc:
+        name, code = SIGNAL_EXIT[signal.Signals(exc.signum)]
+        _report_failure(reporter, Interrupted(name, code, f"interrupted by {name} before any change"))
+    except SidecarError as exc:
+        code = exc.exit_code
+        _report_failure(reporter, exc)
+    except BaseException as exc:  # a bug: say so in one line, never a traceback that could carry a secret
+        _report_failure(reporter, SidecarError(f"unexpected {type(exc).__name__}: {exc}",
+                                               hint="please report this with the log"))
+    _flush()
+    return code
+
+
+def _report_failure(reporter: Reporter, error: SidecarError) -> None:
+    reporter.send("failed", exit_code=error.exit_code, title=error.title, message=str(error))
+
+
+def _flush() -> None:
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+async def run_with_signals(runner: Any) -> Any:
+    """Run with SIGTERM/SIGINT ending the migrating session on the server, then cancelling the run."""
+    import greenlet
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    received: list[signal.Signals] = []
+
+    def on_signal(signum: signal.Signals) -> None:
+        if received:
+            return
+        received.append(signum)
+
+        async def stop() -> None:
+            await runner.interrupt()
+            task.cancel()
+
+        loop.create_task(stop())
+
+    def interrupt_revision_code(signum: int, frame: object) -> None:
+        # A revision's own Python code (a loop, time.sleep) runs on the event loop's thread inside SQLAlchemy's
+        # greenlet and keeps the loop from seeing the signal: raise right there; its transaction rolls back.
+        if runner.migrating and greenlet.getcurrent().parent is not None and not received:
+            received.append(signal.Signals(signum))
+            raise Signalled(signum)
+
+    for signum in SIGNAL_EXIT:
+        loop.add_signal_handler(signum, on_signal, signum)
+        # The loop still learns of the signal through its wakeup fd; this Python-level handler only adds the case
+        # where the loop is blocked.
+        signal.signal(signum, interrupt_revision_code)
+    try:
+        return await runner.run()
+    except BaseException as exc:
+        if not received:
+            raise
+        name, code = SIGNAL_EXIT[received[0]]
+        raise Interrupted(name, code, _interrupted_message(runner, name)) from exc
+    finally:
+        for signum in SIGNAL_EXIT:
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, raise_signalled)
+
+
+def _interrupted_message(runner: Any, name: str) -> str:
+    if runner.endpoint is not None and not runner.database.TRANSACTIONAL_DDL and runner.last_applied:
+        return (f"interrupted by {name}; the session was ended and the lock released; the database is at "
+                f"{runner.last_applied} (DDL of the interrupted revision may have been committed implicitly)")
+    state = f"the database is at {runner.last_applied}" if runner.last_applied else "no revision was recorded"
+    return f"interrupted by {name}; the current transaction was rolled back and the lock released; {state}"
