@@ -35,6 +35,8 @@ _QUOTED_KEY = re.compile(r"""(?P<key>(?P<quote>['"])[\w.\-]+(?P=quote))(?P<sep>[
 def is_secret_name(name: str) -> bool:
     """Whether a parameter called ``name`` holds a secret (password, sslpassword, token, api_key, ...)."""
     name = unquote_plus(name).strip("'\"").lower().replace("-", "_")
+    if name.endswith("file"):  # DB_PASSWORD_FILE, passfile: the path of a secret, worth showing in an error
+        return False
     return name in _SECRET_NAMES or any(part in name for part in _SECRET_PARTS)
 
 

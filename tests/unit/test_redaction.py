@@ -53,7 +53,8 @@ def test_secret_named_query_parameters_are_known(name):
     assert not {"require", "my-app", "u", "db"} & set(values)
 
 
-@pytest.mark.parametrize("name", ["sslmode", "application_name", "user", "sslkey", "host", "passive", "bypass"])
+@pytest.mark.parametrize("name", ["sslmode", "application_name", "user", "sslkey", "host", "passive", "bypass",
+                                  "passfile", "DB_PASSWORD_FILE", "token-file"])
 def test_ordinary_parameters_are_not_secret(name):
     assert not is_secret_name(name)
     url = f"postgresql://u@h/db?{name}=ordinary-value"
@@ -149,6 +150,7 @@ def test_connect_arguments_in_a_repr_are_masked():
     "http://host:8080/path is down, write to admin@example.com",
     "password authentication failed for user \"u\"; (Background on this error at: https://sqlalche.me/e/20/f405)",
     "Access denied for user 'u'@'10.0.0.1' (using password: YES)",
+    "cannot read DB_PASSWORD_FILE='/run/secrets/db-password': No such file or directory",
     "revision r0002 failed: relation \"no_such_table\" does not exist",
 ])
 def test_text_without_credentials_is_left_alone(text):
