@@ -1,0 +1,106 @@
+"""The one endpoint parser: every supported URL form read the same way by the fast and the full path."""
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from alembic_sidecar import endpoint as endpoints
+from alembic_sidecar.databases import mysql
+from alembic_sidecar.errors import ConfigurationError
+from alembic_sidecar.settings import from_environ
+
+pytestmark = pytest.mark.unit
+ODD = "p@ss:w/rd%#? é"
+ODD_IN_URL = "p%40ss%3Aw%2Frd%25%23%3F%20%C3%A9"
+
+
+def parse(env):
+    return endpoints.from_settings(from_environ(env, []))
+
+
+@pytest.mark.parametrize("given, backend, port", [
+    ("postgres://u:p@h/db", "postgresql", 5432),
+    ("postgresql://u:p@h:6432/db", "postgresql", 6432),
+    ("postgresql+psycopg2://u:p@h/db", "postgresql", 5432),
+    ("postgresql+asyncpg://u:p@h/db", "postgresql", 5432),
+    ("mysql://u:p@h/db", "mysql", 3306),
+    ("mysql+pymysql://u:p@h/db", "mysql", 3306),
+    ("mariadb://u:p@h/db", "mariadb", 3306),
+])
+def test_every_server_url_form_gives_one_endpoint(given, backend, port):
+    found = parse({"DATABASE_URL": given})
+    assert (found.backend, found.host, found.port, found.user, found.password, found.database) == \
+        (backend, "h", port, "u", "p", "db")
+    assert found.sqlalchemy_url().get_backend_name() == backend
+
+
+def test_the_engines_url_carries_what_the_endpoint_parsed():
+    found = parse({"DATABASE_URL": f"postgresql://{ODD_IN_URL}:{ODD_IN_URL}@h/app?sslmode=require"})
+    url = make_url(found.sqlalchemy_url().render_as_string(hide_password=False))
+    assert (url.drivername, url.username, url.password, url.host, url.database, dict(url.query)) == \
+        ("postgresql+asyncpg", ODD, ODD, "h", "app", {"ssl": "require"})
+
+
+def test_password_and_user_may_come_as_query_parameters():
+    found = parse({"DATABASE_URL": f"postgresql://h/app?user=app&password={ODD_IN_URL}"})
+    assert (found.user, found.password) == ("app", ODD)
+    assert ODD not in found.masked and ODD not in repr(found)
+
+
+def test_parts_with_odd_credentials_are_taken_as_they_are():
+    found = parse({"DB_DRIVER": "postgresql", "DB_HOST": "db", "DB_USER": ODD, "DB_PASSWORD": ODD, "DB_NAME": "app"})
+    assert (found.user, found.password, found.port) == (ODD, ODD, 5432)
+    assert ODD not in found.masked and "***" in found.masked
+
+
+def test_database_url_wins_over_parts():
+    assert parse({"DATABASE_URL": "postgresql://a@h1/x", "DB_DRIVER": "mysql", "DB_HOST": "h2",
+                  "DB_NAME": "y"}).host == "h1"
+
+
+@pytest.mark.parametrize("given, mode", [
+    ("postgresql://a@h/x?sslmode=verify-full", "verify-full"),
+    ("postgresql://a@h/x?ssl=require", "require"),
+    ("mysql://a@h/x?ssl_mode=REQUIRED", "require"),
+    ("mysql://a@h/x?ssl-mode=VERIFY_IDENTITY", "verify-full"),
+])
+def test_tls_mode_spellings(given, mode):
+    assert parse({"DATABASE_URL": given}).sslmode == mode
+
+
+def test_db_sslmode_applies_to_a_url_too():
+    assert parse({"DATABASE_URL": "postgresql://a@h/x", "DB_SSLMODE": "require"}).sslmode == "require"
+
+
+@pytest.mark.parametrize("given, path", [
+    ("sqlite:///relative.db", "relative.db"),
+    ("sqlite:////abs/app.db", "/abs/app.db"),
+    ("sqlite+aiosqlite:////abs/app.db", "/abs/app.db"),
+])
+def test_sqlite_paths_become_absolute(given, path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    expected = path if path.startswith("/") else str(tmp_path / path)
+    assert parse({"DATABASE_URL": given}).database == expected
+
+
+def test_mysql_password_is_sent_as_its_utf8_bytes():
+    assert mysql.wire_password(ODD).encode("latin-1") == ODD.encode("utf-8")
+
+
+@pytest.mark.parametrize("env, message", [
+    ({}, "no database URL is configured"),
+    ({"DATABASE_URL": "::not a url::"}, "not a valid database URL"),
+    ({"DATABASE_URL": "oracle://u:secretpw@h/x"}, "unsupported database kind 'oracle'"),
+    ({"DATABASE_URL": "postgresql://u:secretpw@h/x?server_settings=search_path"}, "does not understand"),
+    ({"DATABASE_URL": "postgresql://u:secretpw@h1,h2/x"}, "no single server host"),
+    ({"DATABASE_URL": "postgresql://u:secretpw@h:99999/x"}, "not a valid database URL"),
+    ({"DATABASE_URL": "postgresql://u:secret#pw@h/x"}, "not a valid database URL"),
+    ({"DATABASE_URL": "postgresql://u:secretpw@h/x#pw"}, "fragment"),
+    ({"DATABASE_URL": "postgresql://u:secretpw@h/x?sslmode=sometimes"}, "unknown sslmode"),
+    ({"DATABASE_URL": "sqlite:///x.db?mode=ro"}, "SQLite URL"),
+    ({"DB_DRIVER": "postgresql", "DB_NAME": "x"}, "DB_HOST required"),
+    ({"DB_DRIVER": "sqlite"}, "DB_NAME is required"),
+])
+def test_unusable_urls_are_configuration_errors_without_the_secret(env, message):
+    with pytest.raises(ConfigurationError, match=message) as raised:
+        parse(env)
+    assert "secretpw" not in str(raised.value) and "secret#pw" not in str(raised.value)
