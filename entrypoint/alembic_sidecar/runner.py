@@ -77,6 +77,7 @@ class Runner:
         self.last_applied: str | None = None
         self.watchdog_fired = False
         self.session_token = ""
+        self.env_thread: threading.Thread | None = None
 
     # -- commands --------------------------------------------------------------------------------------------
     async def run(self) -> Result:
@@ -244,7 +245,8 @@ class Runner:
             else:
                 loop.call_soon_threadsafe(finish, None)
 
-        threading.Thread(target=work, name="alembic-env", daemon=True).start()
+        self.env_thread = threading.Thread(target=work, name="alembic-env", daemon=True)
+        self.env_thread.start()
         while not done.done():
             # The lock session idles meanwhile: keep it busy enough that MySQL's wait_timeout does not end it.
             await asyncio.wait([done], timeout=HEARTBEAT_EVERY)
@@ -486,6 +488,8 @@ class Runner:
 
     async def _close(self) -> None:
         """Release the lock and the connection; a session that is already gone took its server-side lock along."""
+        if self.env_thread is not None and self.env_thread.is_alive():
+            return  # a user's env.py may still run DDL: the lock goes only with this process, which ends it too
         try:
             async with asyncio.timeout(3):
                 if self.locked and self.lock is not None:
