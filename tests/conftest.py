@@ -7,7 +7,8 @@ import pytest
 
 pytest_plugins = [
     module
-    for module in ("tests.fixtures.databases", "tests.fixtures.revisions", "tests.fixtures.docker")
+    for module in ("tests.fixtures.databases", "tests.fixtures.revisions", "tests.fixtures.docker",
+                   "tests.fixtures.faults")
     if (pathlib.Path(__file__).parent / "fixtures" / (module.rsplit(".", 1)[1] + ".py")).exists()
 ]
 
