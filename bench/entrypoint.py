@@ -4,7 +4,9 @@ Both tools run as subprocesses, side by side in one run, against the same databa
 revision files:
 
 1. apply N trivial revisions (default 500) to a fresh database;
-2. a no-op run when the database is already at head with M revisions present (default 1000);
+2. a no-op run when the database is already at head with M revisions present (default 1000), beside the floor:
+   a bare ``python -c`` process that imports the driver (asyncpg, aiomysql; sqlite3), logs in once and reads the
+   version table, the least any tool could do;
 3. peak memory (max RSS of the child, from ``os.wait4``) of that no-op run;
 4. detection (sidecar only, PostgreSQL): the time from a database that was down accepting a login to the sidecar
    starting its upgrade, read from the sidecar's JSON log timestamps.
@@ -49,9 +51,12 @@ START, END = "<!-- entrypoint:start -->", "<!-- entrypoint:end -->"
 SIDECAR, PLAIN = "alembic-sidecar", "plain alembic"
 # The same project with one change to its env.py, for reference: the sidecar's default transaction policy.
 PLAIN_TPM = "plain alembic + transaction_per_migration"
+# The least a no-op can cost: a bare Python process that imports the driver, logs in once, reads the version table.
+FLOOR = "floor"
 
-# Targets from issue 2: (ratio sidecar/plain at most ...) or an absolute bound.
-NOOP_TARGET, APPLY_TARGET, MEMORY_TARGET, DETECTION_TARGET_S = 0.4, 1.1, 1.0, 0.5
+# Targets (ratio sidecar/reference at most ...) or an absolute bound: no-op, apply and the floor from issue 7
+# (item 9), memory and detection from issue 2.
+NOOP_TARGET, APPLY_TARGET, FLOOR_TARGET, MEMORY_TARGET, DETECTION_TARGET_S = 0.25, 1.0, 1.3, 1.0, 0.5
 
 # Events after `database_ready` that mean the sidecar has started its upgrade, earliest first.
 UPGRADE_START_EVENTS = ("lock_waiting", "lock_acquired", "revision_applied", "migration_complete")
@@ -140,6 +145,42 @@ class Backend:
     def version(self) -> str:
         raise NotImplementedError
 
+    def floor(self, database: str) -> list[str]:
+        """``python`` arguments of the floor: import the driver, log in once, print the version table's rows."""
+        raise NotImplementedError
+
+
+# The floor programs, as short as a user would write them: no timeouts, no checks, the driver's defaults.
+FLOOR_PG = """import asyncio, sys
+import asyncpg
+async def main(host, port, user, database):
+    connection = await asyncpg.connect(host=host, port=int(port), user=user, database=database)
+    try:
+        print(*[row[0] for row in await connection.fetch('SELECT version_num FROM alembic_version')])
+    finally:
+        await connection.close()
+asyncio.run(main(*sys.argv[1:]))
+"""
+FLOOR_MYSQL = """import asyncio, sys
+import aiomysql
+async def main(host, port, user, database):
+    connection = await aiomysql.connect(host=host, port=int(port), user=user, password='', db=database)
+    try:
+        async with connection.cursor() as cursor:
+            await cursor.execute('SELECT version_num FROM alembic_version')
+            print(*[row[0] for row in await cursor.fetchall()])
+    finally:
+        connection.close()
+asyncio.run(main(*sys.argv[1:]))
+"""
+FLOOR_SQLITE = """import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1])
+try:
+    print(*[row[0] for row in connection.execute('SELECT version_num FROM alembic_version')])
+finally:
+    connection.close()
+"""
+
 
 class PostgreSQL(Backend):
     name = "postgresql"
@@ -171,6 +212,9 @@ class PostgreSQL(Backend):
     def version(self) -> str:
         return "PostgreSQL " + asyncio.run(self._admin("SHOW server_version"))
 
+    def floor(self, database: str) -> list[str]:
+        return ["-c", FLOOR_PG, self.host, str(self.port), self.user, database]
+
 
 class MariaDB(Backend):
     name = "mariadb"
@@ -201,6 +245,9 @@ class MariaDB(Backend):
     def version(self) -> str:
         return "MariaDB " + asyncio.run(self._admin("SELECT VERSION()"))
 
+    def floor(self, database: str) -> list[str]:
+        return ["-c", FLOOR_MYSQL, self.host, str(self.port), self.user, database]
+
 
 class SQLite(Backend):
     name = "sqlite"
@@ -221,6 +268,9 @@ class SQLite(Backend):
     def version(self) -> str:
         import sqlite3
         return "SQLite " + sqlite3.sqlite_version
+
+    def floor(self, database: str) -> list[str]:
+        return ["-c", FLOOR_SQLITE, f"{self.directory / database}.db"]
 
 
 @contextlib.contextmanager
@@ -253,6 +303,7 @@ class Tools:
         bin_dir = bin_dir.absolute()
         self.sidecar = bin_dir / "alembic-sidecar"
         self.alembic = bin_dir / "alembic"
+        self.python = bin_dir / "python"  # the interpreter both tools run on (their scripts' #! line)
         self.plain_dir = WORK / "plain"
         self.plain_tpm_dir = WORK / "plain-tpm"
         self.logs = WORK / "logs"
@@ -309,6 +360,14 @@ class Tools:
 
     def run(self, tool: str, url: str, versions: Path, tag: str) -> Run:
         argv, env, cwd, scratch = self.command(tool, url, versions)
+        return self.spawn(tool, argv, env, cwd, scratch, tag)
+
+    def run_floor(self, backend: Backend, database: str, tag: str) -> Run:
+        """The floor, in the same interpreter and environment as the tools."""
+        return self.spawn(FLOOR, [str(self.python), *backend.floor(database)], dict(self.base_env), WORK, None, tag)
+
+    def spawn(self, tool: str, argv: list[str], env: dict[str, str], cwd: Path, scratch: Path | None,
+              tag: str) -> Run:
         out_path = self.logs / f"{tag}-{tool.replace(' ', '-')}.out"
         err_path = self.logs / f"{tag}-{tool.replace(' ', '-')}.err"
         with open(out_path, "w") as out, open(err_path, "w") as err:
@@ -341,6 +400,7 @@ class Row:
     target: str
     verdict: str
     samples: str = ""
+    reference: str = PLAIN  # what `plain` holds: plain alembic, or the floor
 
     @property
     def ratio(self) -> str:
@@ -363,13 +423,17 @@ def samples_text(values: dict[str, list[float]], unit: str) -> str:
     return "; ".join(f"{tool}: " + ", ".join(fmt(v, unit).split()[0] for v in vs) for tool, vs in values.items())
 
 
-def ratio_row(measure: str, backend: str, values: dict[str, list[float]], unit: str, limit: float | None) -> Row:
-    """Medians of both tools; `limit` None makes an informational row without a verdict."""
-    sidecar, plain = statistics.median(values[SIDECAR]), statistics.median(values[PLAIN])
+def ratio_row(measure: str, backend: str, values: dict[str, list[float]], unit: str, limit: float | None,
+              reference: str = PLAIN) -> Row:
+    """Medians of the sidecar and `reference`; `limit` None makes an informational row without a verdict."""
+    sidecar, plain = statistics.median(values[SIDECAR]), statistics.median(values[reference])
     if limit is None:
-        return Row(measure, backend, sidecar, plain, unit, "(information)", "-", samples_text(values, unit))
+        return Row(measure, backend, sidecar, plain, unit, "(information)", "-", samples_text(values, unit),
+                   reference)
     verdict = "PASS" if sidecar <= limit * plain else "MISS"
-    return Row(measure, backend, sidecar, plain, unit, f"<= {limit:g}x plain", verdict, samples_text(values, unit))
+    name = "plain" if reference == PLAIN else reference
+    return Row(measure, backend, sidecar, plain, unit, f"<= {limit:g}x {name}", verdict, samples_text(values, unit),
+               reference)
 
 
 def alternate(repeat: int, tools: Sequence[str] = (SIDECAR, PLAIN)) -> Iterator[tuple[int, str]]:
@@ -409,28 +473,46 @@ def bench_apply(tools: Tools, backend: Backend, versions: Path, count: int, repe
 
 
 def bench_noop(tools: Tools, backend: Backend, versions: Path, count: int, repeat: int) -> list[Row]:
-    times: dict[str, list[float]] = {SIDECAR: [], PLAIN: []}
-    cpu: dict[str, list[float]] = {SIDECAR: [], PLAIN: []}
-    rss: dict[str, list[float]] = {SIDECAR: [], PLAIN: []}
+    times: dict[str, list[float]] = {SIDECAR: [], PLAIN: [], FLOOR: []}
+    cpu: dict[str, list[float]] = {SIDECAR: [], PLAIN: [], FLOOR: []}
+    rss: dict[str, list[float]] = {SIDECAR: [], PLAIN: [], FLOOR: []}
     with scratch_database(backend, "noop") as database:
         url = backend.url(database)
+
+        def run_one(tool: str, tag: str) -> Run:
+            if tool == FLOOR:
+                return tools.run_floor(backend, database, tag)
+            return tools.run(tool, url, versions, tag)
+
         tools.run(PLAIN, url, versions, f"{backend.name}-noop-setup")  # bring it to head (not timed)
-        for tool in (SIDECAR, PLAIN):  # warm-up: page cache, the tools' own bytecode
-            tools.run(tool, url, versions, f"{backend.name}-noop-warmup")
-        for i, tool in alternate(repeat):
-            run = tools.run(tool, url, versions, f"{backend.name}-noop-{i}")
+        for tool in (SIDECAR, PLAIN, FLOOR):  # warm-up: page cache, the tools' own bytecode
+            run_one(tool, f"{backend.name}-noop-warmup")
+        for i, tool in alternate(repeat, (SIDECAR, PLAIN, FLOOR)):
+            run = run_one(tool, f"{backend.name}-noop-{i}")
             if tool == SIDECAR:
                 summary = [e for e in json_events(run.stdout) if e.get("event") == "migration_complete"]
                 if not summary or summary[-1].get("applied") not in (0, "0"):
                     raise BenchError("the sidecar's no-op run did not log migration_complete with applied=0")
+            elif tool == FLOOR and run.stdout.split() != [revision_id(count)]:
+                raise BenchError(f"the floor read {run.stdout.strip()!r} from the version table, expected "
+                                 f"{revision_id(count)}")
             times[tool].append(run.seconds)
             cpu[tool].append(run.cpu_seconds)
             rss[tool].append(run.max_rss_kib / 1024)
             progress(f"{backend.name} no-op {count} #{i + 1} {tool}: {run.seconds:.3f} s "
                      f"(CPU {run.cpu_seconds:.3f} s), {run.max_rss_kib / 1024:.1f} MiB")
+    floor = [ratio_row(f"no-op at head ({count} revisions) vs the floor", backend.name, times, "s", FLOOR_TARGET,
+                       FLOOR),
+             ratio_row(f"no-op at head ({count} revisions) vs the floor: CPU time", backend.name, cpu, "s", None,
+                       FLOOR),
+             ratio_row(f"peak RSS of the no-op ({count} revisions) vs the floor", backend.name, rss, "MiB", None,
+                       FLOOR)]
+    for row in floor:
+        row.samples = ""  # already listed with the rows against plain alembic
     return [ratio_row(f"no-op at head ({count} revisions)", backend.name, times, "s", NOOP_TARGET),
             ratio_row(f"no-op at head ({count} revisions): CPU time of the process", backend.name, cpu, "s", None),
-            ratio_row(f"peak RSS of the no-op ({count} revisions)", backend.name, rss, "MiB", MEMORY_TARGET)]
+            ratio_row(f"peak RSS of the no-op ({count} revisions)", backend.name, rss, "MiB", MEMORY_TARGET),
+            *floor]
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -672,10 +754,11 @@ def machine_facts(backends: Sequence[Backend], bin_dir: Path) -> list[str]:
 
 
 def table(rows: Sequence[Row]) -> str:
-    lines = ["| measurement | database | alembic-sidecar | plain alembic | sidecar/plain | target | result |",
+    lines = ["| measurement | database | alembic-sidecar | plain alembic (or floor) | ratio | target | result |",
              "|---|---|---|---|---|---|---|"]
     for row in rows:
-        lines.append(f"| {row.measure} | {row.backend} | {fmt(row.sidecar, row.unit)} | {fmt(row.plain, row.unit)} "
+        reference = fmt(row.plain, row.unit) + (f" ({row.reference})" if row.reference != PLAIN else "")
+        lines.append(f"| {row.measure} | {row.backend} | {fmt(row.sidecar, row.unit)} | {reference} "
                      f"| {row.ratio} | {row.target} | {row.verdict} |")
     return "\n".join(lines)
 
@@ -698,13 +781,18 @@ subprocesses, interleaved, against the same server and the same generated revisi
 small table, even ones add a column; bytecode compiled beforehand). Plain alembic is an `alembic init -t async`
 project with its generated `env.py` unchanged (one transaction for the whole upgrade, no lock, no wait); the
 `transaction_per_migration` rows use a copy whose `env.py` differs only by that option, the sidecar's default. The
-sidecar runs with its defaults (wait, lock, one transaction per migration, JSON logs). Each apply run gets a fresh
+sidecar runs with its defaults (wait, lock, one transaction per migration, JSON logs). The floor is what no tool
+can undercut: `python -c` on the same interpreter that imports the driver (asyncpg; aiomysql; sqlite3, which the
+sidecar's SQLite fast path uses too), logs in once with the driver's defaults, prints the rows of
+`SELECT version_num FROM alembic_version` and exits; it runs interleaved with the two tools in the no-op rounds, and
+the rows marked "(floor)" compare the sidecar with it. Each apply run gets a fresh
 database; the no-op runs share one database at head, after one untimed warm-up run per tool. Peak memory is the
 child's `ru_maxrss` from `os.wait4`; CPU time is its user + system time. Detection starts the sidecar against a
 temporary PostgreSQL cluster that is down, starts the server {low:g}-{high:g} s later (random), polls a full login
 every 2 ms, and subtracts the first accepted login from the sidecar's JSON log timestamps; a run in which the
 sidecar's first login already worked (it was still starting up) is discarded. PASS/MISS compares the medians with
-the targets of issue 2; "(information)" rows have no target.
+the targets (no-op, apply and floor from issue 7, memory and detection from issue 2); "(information)" rows have no
+target.
 
 Samples, in run order:
 {samples}
