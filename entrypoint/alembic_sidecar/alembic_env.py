@@ -162,10 +162,11 @@ class AppliedStep:
 def migrate(project: Project, connection: Connection | None, destination: str, *, downgrade: bool = False,
             configure_options: dict[str, Any] | None = None,
             on_step: Callable[[AppliedStep, tuple[str, ...]], None] | None = None,
-            on_plan: Callable[[list[tuple[str, str]]], None] | None = None) -> None:
+            on_plan: Callable[[list[tuple[str, str]], str, str | None], None] | None = None) -> None:
     """Run Alembic's upgrade (or downgrade) to ``destination`` on ``connection`` (None: the env.py connects).
 
-    ``on_plan`` hears the steps (revision, file) before any runs; ``on_step`` hears each applied step with the
+    ``on_plan`` hears the steps (revision, file) and the version table (name, schema) the env.py configured before
+    any step runs; ``on_step`` hears each applied step with the
     heads Alembic records after it, from Alembic's own ``on_version_apply`` hook.
     """
     from alembic.runtime.environment import EnvironmentContext
@@ -197,7 +198,8 @@ def migrate(project: Project, connection: Connection | None, destination: str, *
         planned = (script._downgrade_revs(destination, revision) if downgrade
                    else script._upgrade_revs(destination, revision))
         if on_plan is not None:
-            on_plan([(step.revision.revision, step.revision.path) for step in planned])
+            on_plan([(step.revision.revision, step.revision.path) for step in planned],
+                     context.version_table, context.version_table_schema)
         return planned
 
     with EnvironmentContext(config, script, fn=steps, destination_rev=destination):

@@ -188,8 +188,8 @@ class Runner:
                           description=step.description, duration_ms=step.duration_ms)
             self.reporter.send("step", revision=step.revision, heads=list(heads))
 
-        def on_plan(paths: list[tuple[str, str]]) -> None:
-            self.reporter.send("steps", steps=paths)
+        def on_plan(paths: list[tuple[str, str]], table: str, schema: str | None) -> None:
+            self.reporter.send("steps", steps=paths, table=table, schema=schema)
 
         options = {"transaction_per_migration": self.settings.transaction_per_migration,
                    "version_table": self.settings.version_table}
@@ -239,7 +239,7 @@ class Runner:
             try:
                 _guarded(alembic_env.migrate, project, None, destination, downgrade=downgrade,
                          on_step=lambda step, heads: loop.call_soon_threadsafe(on_step, step, heads),
-                         on_plan=lambda paths: loop.call_soon_threadsafe(on_plan, paths))
+                         on_plan=lambda *plan: loop.call_soon_threadsafe(on_plan, *plan))
             except BaseException as exc:  # handed to the event loop, which raises it
                 loop.call_soon_threadsafe(finish, exc)
             else:

@@ -9,11 +9,13 @@ and reports success only after its own fresh read of the version table shows the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import selectors
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,21 +58,24 @@ def supervise(settings: Settings, started: float) -> Outcome:
     wake_read, wake_write = os.pipe()
     for fd in (report_read, wake_read, wake_write):
         os.set_blocking(fd, False)
+    supervision = _Supervision(settings, started, report_read, wake_read, wake_write)
+    _flush()  # what is buffered now would otherwise be written twice, once by each process
     elapsed = time.monotonic() - started
-    pid = os.fork()
-    if pid == 0:  # the child
-        os.close(report_read)
-        os.close(wake_read)
-        os.close(wake_write)
-        os._exit(_child(settings, Reporter(report_write), elapsed))
-    os.close(report_write)
-    return _Supervision(settings, started, pid, report_read, wake_read, wake_write).run()
+    # The parent's handlers are in place before the child exists, so no signal can slip between the two.
+    with supervision.owning_signals():
+        pid = os.fork()
+        if pid == 0:  # the child
+            for fd in (report_read, wake_read, wake_write):
+                os.close(fd)
+            os._exit(_child(settings, Reporter(report_write), elapsed))
+        os.close(report_write)
+        supervision.pid = pid
+        return supervision.run()
 
 
 class _Supervision:
-    def __init__(self, settings: Settings, started: float, pid: int, report_fd: int, wake_read: int,
-                 wake_write: int) -> None:
-        self.settings, self.started, self.pid = settings, started, pid
+    def __init__(self, settings: Settings, started: float, report_fd: int, wake_read: int, wake_write: int) -> None:
+        self.settings, self.started, self.pid = settings, started, 0
         self.report_fd, self.wake_read, self.wake_write = report_fd, wake_read, wake_write
         self.reports: list[dict[str, Any]] = []
         self.buffer = bytearray()
@@ -86,9 +91,18 @@ class _Supervision:
     def _on_signal(self, signum: int, frame: object) -> None:
         self.signals.append(signum)
 
-    def _wait_for_child(self) -> int:
+    @contextlib.contextmanager
+    def owning_signals(self) -> Iterator[None]:
         previous = {signum: signal.signal(signum, self._on_signal) for signum in (*SIGNAL_EXIT, signal.SIGCHLD)}
         signal.set_wakeup_fd(self.wake_write, warn_on_full_buffer=False)
+        try:
+            yield
+        finally:
+            signal.set_wakeup_fd(-1)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _wait_for_child(self) -> int:
         deadline = self.started + self.settings.run_timeout if self.settings.run_timeout else None
         selector = selectors.DefaultSelector()
         selector.register(self.report_fd, selectors.EVENT_READ)
@@ -118,9 +132,6 @@ class _Supervision:
                     else:
                         _read_all(self.wake_read)
         finally:
-            signal.set_wakeup_fd(-1)
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
             selector.close()
 
     def _stop(self, reason: str, signum: int, now: float) -> None:
@@ -199,7 +210,12 @@ class _Supervision:
             return Outcome(done["summary"], done.get("output", []))
         endpoint = self._last("endpoint")
         assert endpoint is not None
-        actual = _read_versions(endpoint["endpoint"], self.settings.version_table)
+        planned = self._last("steps")
+        table = (planned["table"], planned["schema"]) if planned else (self.settings.version_table, None)
+        try:
+            actual = _read_versions(endpoint["endpoint"], *table)
+        except _InMemory:
+            actual = tuple(sorted(done["expected"]))  # the database died with the child that proved it
         plan = self._last("plan")
         wanted = tuple(sorted(done["expected"]))
         target = self.settings.target
@@ -222,7 +238,7 @@ class _Supervision:
         return Outcome(migration_complete(tuple(done["before"]), actual, done["applied"], self.started))
 
 
-def _read_versions(fields: dict[str, Any], table: str) -> tuple[str, ...]:
+def _read_versions(fields: dict[str, Any], table: str, schema: str | None) -> tuple[str, ...]:
     """A fresh login and read, so no state the migration left (a stale cached statement) can answer for it."""
     from . import databases
     from .endpoint import Endpoint
@@ -235,10 +251,10 @@ def _read_versions(fields: dict[str, Any], table: str) -> tuple[str, ...]:
             if endpoint.backend == "sqlite":
                 if endpoint.database == ":memory:":
                     raise _InMemory()
-                return database.read_versions_now(endpoint.database, table, PROOF_TIMEOUT)
+                return database.read_versions_now(endpoint.database, table, PROOF_TIMEOUT, schema)
             connection = await database.connect(endpoint, PROOF_TIMEOUT)
             try:
-                return await database.read_versions(connection, table)
+                return await database.read_versions(connection, table, schema)
             finally:
                 await database.close(connection)
 

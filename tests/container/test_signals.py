@@ -45,7 +45,8 @@ def test_docker_stop_during_a_slow_revision_rolls_back_releases_the_lock_and_a_r
     if db.driver != "mariadb":  # MariaDB commits DDL implicitly; PostgreSQL and SQLite roll the table back
         assert f"t_{slow}" not in db.tables()
     if db.driver == "postgresql":
-        assert db.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == 0
+        assert db.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                         "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())") == 0
 
     again = container_sidecar.run(env={**env, SLOW_SECONDS_ENV: "0", "MIGRATE_LOCK_TIMEOUT": "5"},
                                   volumes=volumes)

@@ -365,3 +365,23 @@ def test_alembic_config_mode_reports_a_failing_revision_with_exit_1(pg_database,
     assert_clean_failure(result, 1, bad, "fails on purpose")
     # The generated env.py runs the whole upgrade in one transaction: all of it rolled back.
     assert pg_database.revisions() == []
+
+
+@pytest.mark.parametrize("table", ["AlembicVersion", "user"])
+def test_mixed_case_or_reserved_version_table_works_twice_in_a_row(database, revisions, sidecar, table):
+    """Alembic quotes such names when it creates the table; every read (fast path, full path, proof) must too."""
+    revisions.chain(2)
+    env = {"DATABASE_URL": database.url, "MIGRATE_VERSION_TABLE": table}
+    first = sidecar.run(env=env)
+    assert_exit(first, 0)
+    assert first.one("migration_complete")["applied"] == 2
+    revisions.chain(1)
+    second = sidecar.run(env=env)
+    assert_exit(second, 0)
+    assert second.one("migration_complete")["applied"] == 1
+    third = sidecar.run(env=env)
+    assert_exit(third, 0)
+    assert third.one("migration_complete")["applied"] == 0
+    assert "database_ready" not in {e.get("event") for e in third.events}, "the fast path should have answered"
+    quoted = f"`{table}`" if database.driver == "mariadb" else f'"{table}"'
+    assert database.rows(f"SELECT version_num FROM {quoted}") == [(revisions.head,)]

@@ -80,9 +80,10 @@ async def connect(endpoint: Endpoint, timeout: float) -> Any:
     return connection
 
 
-async def read_versions(connection: Any, table: str) -> tuple[str, ...]:
+async def read_versions(connection: Any, table: str, schema: str | None = None) -> tuple[str, ...]:
+    name = (quote_identifier(schema, "`") + "." if schema else "") + quote_identifier(table, "`")
     async with connection.cursor() as cursor:
-        await cursor.execute(f"SELECT version_num FROM {quote_identifier(table, '`')}")
+        await cursor.execute(f"SELECT version_num FROM {name}")
         return tuple(sorted(row[0] for row in await cursor.fetchall()))
 
 

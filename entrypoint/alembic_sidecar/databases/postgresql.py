@@ -74,8 +74,8 @@ async def connect(endpoint: Endpoint, timeout: float) -> Any:
     return connection
 
 
-async def read_versions(connection: Any, table: str) -> tuple[str, ...]:
-    name = quote_identifier(table)
+async def read_versions(connection: Any, table: str, schema: str | None = None) -> tuple[str, ...]:
+    name = (quote_identifier(schema) + "." if schema else "") + quote_identifier(table)
     # Asking first keeps "relation does not exist" out of the server log on a fresh database.
     if await connection.fetchval("SELECT to_regclass($1)", name) is None:
         return ()

@@ -43,7 +43,7 @@ async def connect(endpoint: Endpoint, timeout: float) -> Any:
     return await aiosqlite.connect(endpoint.database or ":memory:", timeout=timeout)
 
 
-def read_versions_now(path: str, table: str, timeout: float) -> tuple[str, ...]:
+def read_versions_now(path: str, table: str, timeout: float, schema: str | None = None) -> tuple[str, ...]:
     """Read-only, so that a missing file is not created here."""
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
     try:
@@ -57,7 +57,7 @@ def read_versions_now(path: str, table: str, timeout: float) -> tuple[str, ...]:
         connection.close()
 
 
-async def read_versions(connection: Any, table: str) -> tuple[str, ...]:
+async def read_versions(connection: Any, table: str, schema: str | None = None) -> tuple[str, ...]:
     async with connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                                   (table,)) as cursor:
         if await cursor.fetchone() is None:
