@@ -7,7 +7,7 @@ revision files:
 2. a no-op run when the database is already at head with M revisions present (default 1000), beside the floor:
    a bare ``python -c`` process that imports the driver (asyncpg, aiomysql; sqlite3), logs in once and reads the
    version table, the least any tool could do;
-3. peak memory (max RSS of the child, from ``os.wait4``) of that no-op run;
+3. peak memory (max RSS of the child, as GNU time reports it) of that no-op run;
 4. detection (sidecar only, PostgreSQL): the time from a database that was down accepting a login to the sidecar
    starting its upgrade, read from the sidecar's JSON log timestamps.
 
@@ -45,6 +45,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Every run goes through GNU time for its peak RSS: the ru_maxrss that os.wait4 gives for our own child starts at
+# this process's RSS (Linux carries the pre-exec high-water mark over exec), so it read ~33 MiB for anything smaller.
+GNU_TIME = Path("/usr/bin/time")
 WORK = ROOT / "bench" / ".work"
 RESULTS = ROOT / "bench" / "RESULTS.md"
 START, END = "<!-- entrypoint:start -->", "<!-- entrypoint:end -->"
@@ -308,6 +311,8 @@ class Tools:
         self.plain_tpm_dir = WORK / "plain-tpm"
         self.logs = WORK / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
+        if not os.access(GNU_TIME, os.X_OK):
+            raise BenchError(f"{GNU_TIME} (GNU time) measures peak memory; install it: apt-get install time")
         if not os.access(self.alembic, os.X_OK):
             raise BenchError(f"{self.alembic} is not installed; run: cd {ROOT} && .venv/bin/pip install -q "
                              "-r requirements.lock")
@@ -370,9 +375,12 @@ class Tools:
               tag: str) -> Run:
         out_path = self.logs / f"{tag}-{tool.replace(' ', '-')}.out"
         err_path = self.logs / f"{tag}-{tool.replace(' ', '-')}.err"
+        rss_path = self.logs / f"{tag}-{tool.replace(' ', '-')}.rss"
         with open(out_path, "w") as out, open(err_path, "w") as err:
             started = time.perf_counter()
-            process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+            process = subprocess.Popen([str(GNU_TIME), "-o", str(rss_path), "-f", "%M", *argv], env=env, cwd=cwd,
+                                       stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+            # time's usage includes the tool's (a reaped child); its few ms of its own are noise here
             _, status, usage = os.wait4(process.pid, 0)
             seconds = time.perf_counter() - started
         if scratch:
@@ -382,8 +390,8 @@ class Tools:
         if process.returncode != 0:
             tail = "\n".join((stdout + stderr).strip().splitlines()[-8:])
             raise BenchError(f"{tool} exited {process.returncode} ({shlex.join(argv)}):\n{tail}")
-        # ru_maxrss is in KiB on Linux
-        return Run(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, stdout, stderr)
+        max_rss_kib = int(rss_path.read_text().split()[-1])  # GNU time's %M: KiB
+        return Run(seconds, usage.ru_utime + usage.ru_stime, max_rss_kib, stdout, stderr)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -786,8 +794,11 @@ can undercut: `python -c` on the same interpreter that imports the driver (async
 sidecar's SQLite fast path uses too), logs in once with the driver's defaults, prints the rows of
 `SELECT version_num FROM alembic_version` and exits; it runs interleaved with the two tools in the no-op rounds, and
 the rows marked "(floor)" compare the sidecar with it. Each apply run gets a fresh
-database; the no-op runs share one database at head, after one untimed warm-up run per tool. Peak memory is the
-child's `ru_maxrss` from `os.wait4`; CPU time is its user + system time. Detection starts the sidecar against a
+database; the no-op runs share one database at head, after one untimed warm-up run per tool. Every run is started
+through GNU time (`/usr/bin/time -f %M`), whose maximum resident set size of the tool is the peak memory (the
+`ru_maxrss` that `os.wait4` gives this script for its own child starts at this script's RSS, about 33 MiB, since
+Linux carries the pre-exec high-water mark over exec: earlier sidecar figures were that); CPU time is the user +
+system time of the tool, from `os.wait4`. Detection starts the sidecar against a
 temporary PostgreSQL cluster that is down, starts the server {low:g}-{high:g} s later (random), polls a full login
 every 2 ms, and subtracts the first accepted login from the sidecar's JSON log timestamps; a run in which the
 sidecar's first login already worked (it was still starting up) is discarded. PASS/MISS compares the medians with
