@@ -140,7 +140,12 @@ class Runner:
             return finished
         assert self.connection is not None
         self.lock = self.database.lock(self.connection, settings, self.endpoint, self.session_token)
-        await locking.acquire(self.lock, self.lock_timeout)
+        try:
+            await locking.acquire(self.lock, self.lock_timeout)
+        except (SidecarError, Signalled, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            raise self._fault_outside_revisions(exc, "waiting for the migration lock") from None
         self.locked = True
         # Another replica may have migrated while we waited for the lock.
         current = await self._current_revisions()
@@ -370,6 +375,10 @@ class Runner:
                 if fault is Fault.ACCESS:
                     raise AccessDenied(f"cannot read {table}: {describe(exc)}",
                                        hint="grant the migration user access to the database") from None
+                if fault is None and not isinstance(exc, TimeoutError):
+                    raise ConfigurationError(f"cannot read the version table {table}: {describe(exc)}",
+                                             hint="MIGRATE_VERSION_TABLE must name Alembic's version table (or "
+                                                  "a table that does not exist yet)") from None
                 raise self._fault_outside_revisions(exc, f"reading {table}") from None
         raise AssertionError("unreachable")
 

@@ -103,9 +103,12 @@ async def prepare_session(raw: Any, settings: Settings, endpoint: Endpoint | Non
 
     token = secrets.token_hex(8)
     statements = [f"SET tcp_keepalives_idle = {KEEPALIVE_IDLE}", f"SET tcp_keepalives_interval = {KEEPALIVE_INTERVAL}",
-                  f"SET tcp_keepalives_count = {KEEPALIVE_COUNT}", f"SET tcp_user_timeout = {USER_TIMEOUT_MS}",
+                  f"SET tcp_keepalives_count = {KEEPALIVE_COUNT}",
                   f"SELECT set_config('{SESSION_MARK}', '{token}', false)"]
-    if raw.get_server_version().major >= 14:
+    version = raw.get_server_version().major
+    if version >= 12:
+        statements.append(f"SET tcp_user_timeout = {USER_TIMEOUT_MS}")
+    if version >= 14:
         # A killed sidecar's session, and its lock, end within seconds even mid-statement.
         statements.append("SET client_connection_check_interval = 2000")
     await raw.execute("; ".join(statements))
