@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from . import logs
 from .errors import Interrupted, SidecarError, Signalled
 from .redaction import redact, secret_values
 from .settings import Settings, from_environ
@@ -48,6 +49,7 @@ def run(argv: Sequence[str], environ: os._Environ[str] | dict[str, str]) -> int:
         settings = from_environ(environ, argv)
         secrets = secret_values(settings)
         _configure_logging(settings)
+        logs.add_secrets(secrets)
         from . import fastpath
 
         summary = fastpath.no_op_summary(settings)
@@ -83,8 +85,6 @@ def _run_full(settings: Settings, started: float) -> tuple[list[str], str]:
 
 
 def _configure_logging(settings: Settings) -> None:
-    from . import logs
-
     stream = sys.stderr if settings.command in ANSWERING_COMMANDS else sys.stdout
     logs.configure(settings.log_format, settings.log_level, stream=stream)
 
@@ -93,12 +93,8 @@ def _fail(settings: Settings | None, error: SidecarError, secrets: list[str]) ->
     message = redact(str(error), secrets)
     if settings is None:
         # Settings could not be read, so logging is not configured: one JSON line in the default shape.
-        from . import logs
-
         logs.configure("auto", "info")
-    from .logs import get_logger
-
-    get_logger().error("failed", error=message, exit_code=error.exit_code, kind=error.title)
+    logs.get_logger().error("failed", error=message, exit_code=error.exit_code, kind=error.title)
     if settings is not None:
         _write_termination_log(settings, f"exit {error.exit_code} ({error.title}): {message}")
     return error.exit_code

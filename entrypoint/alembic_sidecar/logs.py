@@ -9,6 +9,23 @@ from typing import TextIO
 import structlog
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+# Every form of every secret this run knows; each log line is scrubbed of them before it is written.
+_SECRETS: list[str] = []
+
+
+def add_secrets(forms: list[str]) -> None:
+    _SECRETS.extend(form for form in forms if form not in _SECRETS)
+    _SECRETS.sort(key=len, reverse=True)
+
+
+def _scrub(logger: object, method: str, event_dict: dict[str, object]) -> dict[str, object]:
+    """No log line carries a secret, whatever put it there (a driver's message, a user's env.py)."""
+    from .redaction import redact
+
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            event_dict[key] = redact(value, _SECRETS)
+    return event_dict
 
 
 def configure(log_format: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
@@ -25,6 +42,7 @@ def configure(log_format: str = "auto", level: str = "info", stream: TextIO | No
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _scrub,
     ]
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, renderer],

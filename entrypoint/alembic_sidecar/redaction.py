@@ -51,6 +51,11 @@ def secret_values(settings: Settings) -> list[str]:
         values.append(settings.db_password.reveal())
     if settings.database_url is not None:
         values += _url_secrets(settings.database_url.reveal().strip())
+    return secret_forms(values)
+
+
+def secret_forms(values: list[str]) -> list[str]:
+    """Each value as written, percent-decoded and percent-encoded, longest first; too short ones left out."""
     forms: set[str] = set()
     for value in values:
         for plain in {value, unquote(value), unquote_plus(value)}:

@@ -19,12 +19,13 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from . import alembic_env, databases, endpoint as endpoints, locking, waiting
+from . import alembic_env, databases, endpoint as endpoints, locking, logs, waiting
 from .alembic_env import AppliedStep, Project
 from .errors import (AccessDenied, ConfigurationError, LockTimeout, MigrationFailed, PendingRevisions, SidecarError,
                      Signalled, TransientFault)
 from .failures import TRANSIENT, Fault, describe
 from .logs import get_logger
+from .redaction import secret_forms
 from .report import Reporter
 from .settings import Settings
 
@@ -99,6 +100,8 @@ class Runner:
             return self._sql(project, fallback_url)
         self.endpoint = endpoints.from_settings(settings, fallback_url=fallback_url)
         self.database = databases.module_for(self.endpoint.backend)
+        if self.endpoint.password:  # from alembic.ini perhaps, which the settings never saw
+            logs.add_secrets(secret_forms([self.endpoint.password]))
         # The supervisor proves the outcome with a login of its own, to the same place.
         self.reporter.send("endpoint", endpoint=dataclasses.asdict(self.endpoint))
         if command in ("upgrade", "downgrade", "check"):

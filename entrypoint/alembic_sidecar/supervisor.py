@@ -21,6 +21,7 @@ from typing import Any
 
 from .errors import Interrupted, MigrationFailed, SidecarError, Signalled, TransientFault
 from .failures import describe
+from .redaction import redact, secret_forms
 from .report import Reporter, read_reports
 from .settings import Settings
 
@@ -167,6 +168,18 @@ class _Supervision:
         return next((report for report in reversed(self.reports) if report["kind"] == kind), None)
 
     def _verdict(self, status: int) -> Outcome:
+        try:
+            return self._verdict_of(status)
+        except SidecarError as error:
+            # The password may have come from a file the parent never read (ALEMBIC_CONFIG's sqlalchemy.url).
+            endpoint = self._last("endpoint")
+            password = endpoint["endpoint"].get("password") if endpoint else None
+            if password:
+                error.message = redact(error.message, secret_forms([password]))
+                error.hint = redact(error.hint, secret_forms([password])) if error.hint else error.hint
+            raise
+
+    def _verdict_of(self, status: int) -> Outcome:
         done, failed = self._last("done"), self._last("failed")
         if done is not None and not failed and os.waitstatus_to_exitcode(status) == 0:
             return self._proven(done)
