@@ -95,6 +95,28 @@ def test_8_from_check_when_revisions_are_pending(pg_database, revisions, contain
     assert_exit(container_sidecar.run("check", env={"DATABASE_URL": pg_database.url}), 0)
 
 
+@pytest.mark.parametrize("how", ["sys.exit(0)", "os._exit(0)"])
+def test_1_when_revision_code_ends_the_process_as_pid_1s_child(pg_database, revisions, container_sidecar, how):
+    """The supervisor is PID 1 in the container: a revision that exits cannot turn the run into a success."""
+    good = revisions.logged_revision()
+    bad = revisions.add(f'    import os, sys\n    op.execute("CREATE TABLE t_{{rev}} (id int)")\n    {how}\n')
+    result = container_sidecar.run(env={"DATABASE_URL": pg_database.url})
+    assert_failed(result, 1, bad)
+    assert pg_database.revisions() == [good]
+
+
+def test_9_when_migrate_timeout_runs_out(pg_database, revisions, container_sidecar):
+    done = revisions.chain(1)
+    revisions.slow(60)
+    started = time.monotonic()
+    result = container_sidecar.run(env={"DATABASE_URL": pg_database.url, "MIGRATE_TIMEOUT": "3"})
+    assert_failed(result, 9, "MIGRATE_TIMEOUT")
+    assert time.monotonic() - started < 20
+    assert pg_database.revisions() == done
+    assert pg_database.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+                              "(SELECT oid FROM pg_database WHERE datname = current_database())") == 0
+
+
 @pytest.mark.parametrize("signal_name, code", [("SIGTERM", 143), ("SIGINT", 130)])
 def test_signal_during_a_slow_revision_exits_with_its_code(pg_database, revisions, container_sidecar, shared_dir,
                                                            signal_name, code):
