@@ -31,11 +31,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Skip the interpreter's teardown of every imported revision module (up to half a second with hundreds of
     # them): nothing is left to clean up once the logs and the termination log are written.
     logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
+    logs.flush_streams()
     os._exit(code)
 
 

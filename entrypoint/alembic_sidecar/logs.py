@@ -61,6 +61,15 @@ def configure(log_format: str = "auto", level: str = "info", stream: TextIO | No
     logging.getLogger("alembic").setLevel(max(LEVELS[level], logging.WARNING))
 
 
+def flush_streams() -> None:
+    """Write out what stdout and stderr buffer (before a fork, or before exiting without interpreter teardown)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
 def get_logger() -> structlog.typing.FilteringBoundLogger:
     return structlog.get_logger("alembic_sidecar")
 

@@ -10,7 +10,6 @@ import asyncio
 import dataclasses
 import random
 import threading
-import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import selectors
 import signal
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +21,7 @@ from typing import Any
 
 from .errors import Interrupted, MigrationFailed, SidecarError, Signalled, TransientFault
 from .failures import describe
+from .logs import flush_streams
 from .redaction import redact, secret_forms
 from .report import Reporter, read_reports
 from .settings import Settings
@@ -60,7 +61,7 @@ def supervise(settings: Settings, started: float) -> Outcome:
     for fd in (report_read, wake_read, wake_write):
         os.set_blocking(fd, False)
     supervision = _Supervision(settings, started, report_read, wake_read, wake_write)
-    _flush()  # what is buffered now would otherwise be written twice, once by each process
+    flush_streams()  # what is buffered now would otherwise be written twice, once by each process
     elapsed = time.monotonic() - started
     # The parent's handlers are in place before the child exists, so no signal can slip between the two.
     with supervision.owning_signals():
@@ -327,23 +328,13 @@ def _child(settings: Settings, reporter: Reporter, elapsed: float) -> int:
     except BaseException as exc:  # a bug: say so in one line, never a traceback that could carry a secret
         _report_failure(reporter, SidecarError(f"unexpected {type(exc).__name__}: {exc}",
                                                hint="please report this with the log"))
-    _flush()
+    logging.shutdown()
+    flush_streams()
     return code
 
 
 def _report_failure(reporter: Reporter, error: SidecarError) -> None:
     reporter.send("failed", exit_code=error.exit_code, title=error.title, message=str(error))
-
-
-def _flush() -> None:
-    import logging
-
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
 
 
 async def run_with_signals(runner: Any) -> Any:
