@@ -325,19 +325,26 @@ class Runner:
 
     async def _connect(self, *, migrating: bool) -> None:
         assert self.endpoint is not None
-        self.engine, deadline = waiting.create_engine(self.endpoint, self.database)
+
+        async def prepare(raw: Any) -> None:
+            try:
+                self.session_token = await self._bounded(self.database.prepare_session(
+                    raw, self.settings, self.endpoint if migrating else None))
+            except (SidecarError, Signalled, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                if self.database.classify(exc) is Fault.UNAVAILABLE:
+                    raise  # the login wait retries it
+                raise self._fault_outside_revisions(exc, "preparing the session") from None
+
+        self.engine, deadline = waiting.create_engine(self.endpoint, self.database, prepare)
         self.connection = await waiting.connect(self.engine, deadline, self.endpoint, self.database,
                                                 self.wait_timeout)
-        raw = (await self.connection.get_raw_connection()).driver_connection
+        if not self.endpoint.is_server:
+            return
+        backend_id = "SELECT pg_backend_pid()" if self.endpoint.backend == "postgresql" else "SELECT CONNECTION_ID()"
         try:
-            self.session_token = await self._bounded(self.database.prepare_session(
-                raw, self.settings, self.endpoint if migrating else None))
-            if self.endpoint.backend == "postgresql":
-                self.backend_id = (await self._bounded(self.connection.execute(
-                    text("SELECT pg_backend_pid()")))).scalar()
-            elif self.endpoint.is_server:
-                self.backend_id = (await self._bounded(self.connection.execute(
-                    text("SELECT CONNECTION_ID()")))).scalar()
+            self.backend_id = (await self._bounded(self.connection.execute(text(backend_id)))).scalar()
             await self.connection.commit()
         except (SidecarError, Signalled, asyncio.CancelledError):
             raise

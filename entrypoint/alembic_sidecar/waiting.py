@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from types import ModuleType
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -33,12 +35,23 @@ class _Deadline:
         return max(0.5, min(ATTEMPT_TIMEOUT, self.at - time.monotonic()))
 
 
-def create_engine(endpoint: Endpoint, database: ModuleType) -> tuple[AsyncEngine, _Deadline]:
-    """A NullPool engine whose connections come from the database module's own ``connect``."""
+def create_engine(endpoint: Endpoint, database: ModuleType,
+                  prepare: Callable[[Any], Awaitable[None]]) -> tuple[AsyncEngine, _Deadline]:
+    """A NullPool engine whose connections come from the database module's own ``connect``, then ``prepare``.
+
+    ``prepare`` runs on the bare connection before SQLAlchemy's dialect sets it up, so that a pooler is detected
+    before the dialect's first prepared statement can fail through it.
+    """
     deadline = _Deadline()
 
     async def connect() -> object:
-        return await database.connect(endpoint, deadline.attempt_timeout())
+        raw = await database.connect(endpoint, deadline.attempt_timeout())
+        try:
+            await prepare(raw)
+        except BaseException:
+            await database.close(raw)
+            raise
+        return raw
 
     engine = create_async_engine(endpoint.sqlalchemy_url(), poolclass=NullPool, async_creator=connect)
     if endpoint.backend == "sqlite":
