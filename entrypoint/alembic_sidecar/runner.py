@@ -217,7 +217,10 @@ class Runner:
         except (SidecarError, Signalled, asyncio.CancelledError):
             raise
         except BaseException as exc:
-            await self._rollback_quietly()
+            if self.watchdog_fired or self.database.classify(exc) is Fault.UNAVAILABLE:
+                await self._abandon_connection()  # nothing to roll back on a dead session: the server does it
+            else:
+                await self._rollback_quietly()
             raise self._migration_failure(project, exc) from None
         finally:
             self.migrating = False
@@ -444,7 +447,9 @@ class Runner:
         if connection is None:
             return
         try:
-            raw = (await connection.get_raw_connection()).driver_connection
+            # Not get_raw_connection(): on an invalidated connection that would log in again, to a dead server.
+            dbapi_connection = getattr(connection.sync_connection, "_dbapi_connection", None)
+            raw = getattr(dbapi_connection, "driver_connection", None)
             terminate = getattr(raw, "terminate", None) or getattr(raw, "close", None)
             if terminate is not None:
                 result = terminate()
@@ -510,15 +515,19 @@ class Runner:
             return  # a user's env.py may still run DDL: the lock goes only with this process, which ends it too
         try:
             async with asyncio.timeout(3):
-                if self.locked and self.lock is not None:
+                usable = self.connection is not None and not self.connection.invalidated
+                # A session that is gone took its server-side lock along; SQLite's file lock is ours to drop.
+                if self.locked and self.lock is not None and (usable or self.endpoint.backend == "sqlite"):
                     try:
-                        if self.connection is not None:
+                        if usable:
                             await self.connection.rollback()
                         await self.lock.release()
                     except Exception:
                         await self._abandon_connection()
-                if self.connection is not None:
+                if self.connection is not None and not self.connection.invalidated:
                     await self.connection.close()
+                else:
+                    await self._abandon_connection()
                 if self.engine is not None:
                     await self.engine.dispose()
         except Exception:
