@@ -789,21 +789,20 @@ subprocesses, interleaved, against the same server and the same generated revisi
 small table, even ones add a column; bytecode compiled beforehand). Plain alembic is an `alembic init -t async`
 project with its generated `env.py` unchanged (one transaction for the whole upgrade, no lock, no wait); the
 `transaction_per_migration` rows use a copy whose `env.py` differs only by that option, the sidecar's default. The
-sidecar runs with its defaults (wait, lock, one transaction per migration, JSON logs). The floor is what no tool
-can undercut: `python -c` on the same interpreter that imports the driver (asyncpg; aiomysql; sqlite3, which the
+sidecar runs with its defaults (wait, lock, one transaction per migration, JSON logs). The floor is the least a
+no-op can do: `python -c` on the same interpreter that imports the driver (asyncpg; aiomysql; sqlite3, which the
 sidecar's SQLite fast path uses too), logs in once with the driver's defaults, prints the rows of
 `SELECT version_num FROM alembic_version` and exits; it runs interleaved with the two tools in the no-op rounds, and
-the rows marked "(floor)" compare the sidecar with it. Each apply run gets a fresh
-database; the no-op runs share one database at head, after one untimed warm-up run per tool. Every run is started
-through GNU time (`/usr/bin/time -f %M`), whose maximum resident set size of the tool is the peak memory (the
-`ru_maxrss` that `os.wait4` gives this script for its own child starts at this script's RSS, about 33 MiB, since
-Linux carries the pre-exec high-water mark over exec: earlier sidecar figures were that); CPU time is the user +
-system time of the tool, from `os.wait4`. Detection starts the sidecar against a
-temporary PostgreSQL cluster that is down, starts the server {low:g}-{high:g} s later (random), polls a full login
-every 2 ms, and subtracts the first accepted login from the sidecar's JSON log timestamps; a run in which the
-sidecar's first login already worked (it was still starting up) is discarded. PASS/MISS compares the medians with
-the targets (no-op, apply and floor from issue 7, memory and detection from issue 2); "(information)" rows have no
-target.
+the rows marked "(floor)" compare the sidecar with it. Each apply run gets a fresh database; the no-op runs share
+one database at head, after one untimed warm-up run per tool. Every run is started through GNU time
+(`/usr/bin/time -f %M`), whose maximum resident set size of the tool is the peak memory (the `ru_maxrss` that
+`os.wait4` gives this script for its own child starts at this script's RSS, about 33 MiB, because Linux carries the
+high-water mark over exec; sidecar figures before 2026-11-30 were that); CPU time is the user + system time of the
+tool, from `os.wait4`. Detection starts the sidecar against a temporary PostgreSQL cluster that is down, starts the
+server {low:g}-{high:g} s later (random), polls a full login every 2 ms, and subtracts the first accepted login from
+the sidecar's JSON log timestamps; a run in which the sidecar's first login already worked (it was still starting
+up) is discarded. PASS/MISS compares the medians with the targets (no-op, apply and floor from issue 7, memory and
+detection from issue 2); "(information)" rows have no target.
 
 Samples, in run order:
 {samples}
