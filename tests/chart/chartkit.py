@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import helm_python as helm
 import kubernetes_validate
 import yaml
+from kubernetes_validate.utils import all_versions
 
 REPO = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO / "helm" / "alembic-sidecar"
@@ -19,6 +21,41 @@ CI_VALUES = sorted((CHART_DIR / "ci").glob("*.yaml"))
 RELEASE, NAMESPACE = "shop", "apps"
 #: The newest Kubernetes minor kubernetes-validate ships schemas for.
 KUBE_VERSION = kubernetes_validate.latest_version()
+#: Every Kubernetes minor kubernetes-validate ships schemas for, oldest first ("1.25", "1.26", ...).
+SCHEMA_MINORS = list(dict.fromkeys(".".join(v.split(".")[:2]) for v in all_versions()))
+
+
+def minor_key(minor: str) -> tuple[int, int]:
+    major, number = minor.split(".")
+    return int(major), int(number)
+
+
+def kube_floor(chart_dir: Path) -> str:
+    """The oldest Kubernetes minor a chart's ``kubeVersion: ">=X.Y..."`` admits."""
+    constraint = yaml.safe_load((chart_dir / "Chart.yaml").read_text()).get("kubeVersion")
+    assert constraint, f"{chart_dir.name}: Chart.yaml declares no kubeVersion"
+    match = re.fullmatch(r">=\s*v?(\d+)\.(\d+)(\.\d+)?(-0)?", constraint.strip())
+    assert match, f"{chart_dir.name}: kubeVersion {constraint!r} is not a plain lower bound"
+    return f"{match[1]}.{match[2]}"
+
+
+def minors_from(floor: str) -> list[str]:
+    """The minors from ``floor`` to the newest with schemas; the floor itself must have schemas."""
+    assert floor in SCHEMA_MINORS, f"kubernetes-validate has no schemas for {floor} (it has {SCHEMA_MINORS})"
+    return [m for m in SCHEMA_MINORS if minor_key(m) >= minor_key(floor)]
+
+
+def schema_errors(obj: dict[str, Any], minors: Iterable[str]) -> list[str]:
+    """Why ``obj`` fails the strict schema of each of ``minors`` ("1.29: spec.x: message"); empty when it passes."""
+    errors = []
+    for minor in minors:
+        try:
+            used = kubernetes_validate.validate(obj, minor, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            errors.append(f"{minor}: {'.'.join(str(p) for p in error.path)}: {error.message}")
+        else:
+            assert used == minor, f"asked for the {minor} schemas, kubernetes-validate used {used}'s"
+    return errors
 
 
 def ci_values(path: Path) -> dict[str, Any]:
