@@ -82,7 +82,7 @@ def _run_full(settings: Settings, started: float) -> tuple[list[str], str]:
 
 def _configure_logging(settings: Settings) -> None:
     stream = sys.stderr if settings.command in ANSWERING_COMMANDS else sys.stdout
-    logs.configure(settings.log_format, settings.log_level, stream=stream)
+    logs.setup(settings.log_format, settings.log_level, stream=stream)
 
 
 def _fail(settings: Settings | None, error: SidecarError, secrets: list[str]) -> int:

@@ -49,7 +49,7 @@ def no_op_summary(settings: Settings) -> str | None:
     import time
 
     from . import revisions
-    from .logs import get_logger, migration_complete
+    from .logs import info, migration_complete
 
     if settings.alembic_config is not None or settings.command not in ("upgrade", "check"):
         return None
@@ -67,6 +67,6 @@ def no_op_summary(settings: Settings) -> str | None:
     if not current or set(current) != set(heads):
         return None
     if settings.command == "check":
-        get_logger().info("database_at_heads", revision=",".join(current))
+        info("database_at_heads", revision=",".join(current))
         return f"database at the heads ({','.join(current)})"
     return migration_complete(current, current, 0, started)

@@ -1,16 +1,28 @@
-"""Logging: structlog, JSON lines when stdout is not a terminal, Alembic's stdlib loggers routed the same way."""
+"""Logging: structlog, JSON lines when stdout is not a terminal, Alembic's stdlib loggers routed the same way.
+
+structlog is imported only when something beyond the fast no-op logs: that path writes its one JSON line itself,
+in the same shape, because every pod restart pays for the import otherwise.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import structlog
+if TYPE_CHECKING:
+    import structlog
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 # Every form of every secret this run knows; each log line is scrubbed of them before it is written.
 _SECRETS: list[str] = []
+# What setup() chose; configure() applies it on first use.
+_CHOSEN: dict[str, Any] = {"format": "auto", "level": "info", "stream": None, "configured": False}
+
+
+def setup(log_format: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
+    """Choose the format, level and stream; structlog is configured when first needed."""
+    _CHOSEN.update(format=log_format, level=level, stream=stream or sys.stdout, configured=False)
 
 
 def add_secrets(forms: list[str]) -> None:
@@ -30,6 +42,10 @@ def _scrub(logger: object, method: str, event_dict: dict[str, object]) -> dict[s
 
 def configure(log_format: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     """Configure structlog and the stdlib root logger once, for the whole process."""
+    import structlog
+
+    setup(log_format, level, stream)
+    _CHOSEN["configured"] = True
     stream = stream or sys.stdout
     if log_format == "auto":
         log_format = "console" if stream.isatty() else "json"
@@ -71,7 +87,28 @@ def flush_streams() -> None:
 
 
 def get_logger() -> structlog.typing.FilteringBoundLogger:
+    import structlog
+
+    if not _CHOSEN["configured"]:
+        configure(_CHOSEN["format"], _CHOSEN["level"], _CHOSEN["stream"])
     return structlog.get_logger("alembic_sidecar")
+
+
+def info(event: str, **fields: Any) -> None:
+    """An info event; while structlog is not loaded and the output is JSON, written directly in its shape."""
+    stream = _CHOSEN["stream"] or sys.stdout
+    as_json = _CHOSEN["format"] == "json" or (_CHOSEN["format"] == "auto" and not stream.isatty())
+    if _CHOSEN["configured"] or not as_json:
+        get_logger().info(event, **fields)
+        return
+    if LEVELS[_CHOSEN["level"]] > logging.INFO:
+        return
+    import datetime
+    import json
+
+    line = {**fields, "event": event, "level": "info",
+            "timestamp": datetime.datetime.now(tz=datetime.timezone.utc).isoformat().replace("+00:00", "Z")}
+    print(json.dumps(_scrub(None, "info", line)), file=stream, flush=True)
 
 
 def migration_complete(before: tuple[str, ...], after: tuple[str, ...], applied: int, started: float) -> str:
@@ -80,7 +117,7 @@ def migration_complete(before: tuple[str, ...], after: tuple[str, ...], applied:
 
     duration = round((time.monotonic() - started) * 1000)
     from_revision, to_revision = ",".join(before) or "base", ",".join(after) or "base"
-    get_logger().info("migration_complete", from_revision=from_revision, to_revision=to_revision,
+    info("migration_complete", from_revision=from_revision, to_revision=to_revision,
                       applied=applied, duration_ms=duration)
     if applied == 0:
         return f"already at {to_revision}; nothing to do ({duration} ms)"

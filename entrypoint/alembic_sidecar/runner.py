@@ -181,7 +181,7 @@ class Runner:
         options = {"transaction_per_migration": self.settings.transaction_per_migration,
                    "version_table": self.settings.version_table}
         if self.endpoint is not None and self.endpoint.backend == "sqlite":
-            options["transactional_ddl"] = True  # the engine emits BEGIN itself (sqlite.make_ddl_transactional)
+            options["transactional_ddl"] = True  # the engine emits BEGIN itself (sqlite.configure_engine)
         statement_bound = (self.settings.statement_timeout + CANCEL_MARGIN
                            if self.settings.statement_timeout is not None else None)
         connection = session.connection

@@ -31,6 +31,8 @@ SIGNAL_EXIT = {signal.SIGTERM: ("SIGTERM", 143), signal.SIGINT: ("SIGINT", 130)}
 GRACE = 10.0
 # The proof read after the work: one login and one SELECT.
 PROOF_TIMEOUT = 10.0
+# While the child runs, its reports are read at most this often (the pipe holds hundreds of them).
+REPORT_BATCH = 0.05
 
 
 @dataclass
@@ -109,6 +111,9 @@ class _Supervision:
         selector = selectors.DefaultSelector()
         selector.register(self.report_fd, selectors.EVENT_READ)
         selector.register(self.wake_read, selectors.EVENT_READ)
+        signals_only = selectors.DefaultSelector()
+        signals_only.register(self.wake_read, selectors.EVENT_READ)
+        quiet_until = 0.0
         handled = 0
         try:
             while True:
@@ -128,13 +133,20 @@ class _Supervision:
                     self.killed, self.kill_at = True, None
                 waits = [1.0] + [t - now for t in (deadline if self.stopping is None else None, self.kill_at)
                                  if t is not None]
-                for key, _ in selector.select(max(0.0, min(waits))):
+                if now < quiet_until:
+                    # A report a revision: reading each at once would wake this process hundreds of times a
+                    # second, on the cores the child and the server need. Signals and deadlines still wake it.
+                    waits.append(quiet_until - now)
+                ready = (signals_only if now < quiet_until else selector).select(max(0.0, min(waits)))
+                for key, _ in ready:
                     if key.fd == self.report_fd:
                         self._drain()
+                        quiet_until = time.monotonic() + REPORT_BATCH
                     else:
                         _read_all(self.wake_read)
         finally:
             selector.close()
+            signals_only.close()
 
     def _stop(self, reason: str, signum: int, now: float) -> None:
         self.stopping = reason
@@ -218,7 +230,7 @@ class _Supervision:
         return "no revision of this run was recorded"
 
     def _proven(self, done: dict[str, Any]) -> Outcome:
-        from .logs import get_logger, migration_complete
+        from .logs import migration_complete
 
         if done.get("expected") is None:
             return Outcome(done["summary"], done.get("output", []))
@@ -248,7 +260,6 @@ class _Supervision:
                                   hint="something outside Alembic changed the version table; inspect it and rerun")
         if done.get("summary") == "ahead":
             return Outcome(f"database at {','.join(actual)}, ahead of these revisions (ignored)")
-        get_logger()  # configured in this process already
         return Outcome(migration_complete(tuple(done["before"]), actual, done["applied"], self.started))
 
 

@@ -54,8 +54,7 @@ def create_engine(endpoint: Endpoint, database: ModuleType,
         return raw
 
     engine = create_async_engine(endpoint.sqlalchemy_url(), poolclass=NullPool, async_creator=connect)
-    if endpoint.backend == "sqlite":
-        database.make_ddl_transactional(engine)
+    database.configure_engine(engine)
     return engine, deadline
 
 

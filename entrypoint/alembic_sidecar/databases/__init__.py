@@ -5,7 +5,9 @@ Every module offers the same names, so the runner never asks which database it t
 - ``connect(endpoint, timeout)``: a bare driver connection, with the client-side liveness bounds set on its socket;
   the fast path, the final proof and SQLAlchemy's engine (as ``async_creator``) all connect through it.
 - ``read_versions(connection, table)``: the version table's rows on a bare connection (fast path, proof).
-- ``prepare_session(raw, settings, neighbour)``: per-session settings, pooler detection (PostgreSQL).
+- ``configure_engine(engine)``: what the database needs of SQLAlchemy's engine (SQLite: transactional DDL;
+  PostgreSQL: one round trip for statements without rows).
+- ``prepare_session(raw, settings, endpoint)``: per-session settings, pooler detection (PostgreSQL).
 - ``migration_settings(settings, is_mariadb, bundled)``: statements that bound the migration, run once the lock
   is held so they do not cut the lock wait short.
 - ``lock(connection, settings, endpoint)``: the migration lock, an object with ``try_acquire``, ``release``,

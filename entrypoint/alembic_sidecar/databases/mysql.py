@@ -138,6 +138,10 @@ def lock(connection: AsyncConnection, settings: Settings, endpoint: Endpoint, to
     return Lock(connection, lock_name(settings.lock_name, endpoint.database))
 
 
+def configure_engine(engine: Any) -> None:
+    return None
+
+
 def kill_statement(backend_id: int) -> tuple[str, dict[str, int]]:
     return f"KILL {int(backend_id)}", {}
 

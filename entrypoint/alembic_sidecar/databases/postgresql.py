@@ -9,8 +9,7 @@ taken and refuses to run.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
+import re
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
@@ -51,6 +50,8 @@ class PoolerDetected(ConfigurationError):
 
 
 def advisory_key(name: str) -> int:
+    import hashlib
+
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
@@ -99,6 +100,8 @@ async def prepare_session(raw: Any, settings: Settings, endpoint: Endpoint | Non
     Every statement here uses the simple query protocol: through a transaction pooler, prepared statements of one
     transaction do not exist in the next, and the detection must answer before anything else fails oddly.
     """
+    import secrets
+
     import asyncpg
 
     token = secrets.token_hex(8)
@@ -176,6 +179,48 @@ class Lock:
 
 def lock(connection: AsyncConnection, settings: Settings, endpoint: Endpoint, token: str) -> Lock:
     return Lock(connection, settings.lock_name, token)
+
+
+# Statements whose rows nobody reads: DDL, and DML without RETURNING (a revision's work, Alembic's version UPDATE).
+_NO_ROWS = re.compile(r"\s*(?:(?:CREATE|ALTER|DROP|COMMENT|GRANT|REVOKE|TRUNCATE)\b"
+                      r"|(?:UPDATE|INSERT|DELETE)\b(?!.*\bRETURNING\b))", re.S | re.I)
+_ROW_COUNT = re.compile(r"(?:UPDATE|DELETE|INSERT \d+) (\d+)")
+
+
+def configure_engine(engine: Any) -> None:
+    """Run parameterless statements that return no rows in one round trip instead of two.
+
+    SQLAlchemy's asyncpg adapter prepares every statement (Parse/Describe, then Bind/Execute); a statement without
+    parameters whose rows nobody reads needs only the simple query protocol, as plain Alembic on psycopg2 uses.
+    This reaches into the adapter (SQLAlchemy is pinned by the lock); tests/integration/test_round_trips.py fails
+    if a SQLAlchemy upgrade changes what it relies on.
+    """
+    from collections import deque
+
+    from sqlalchemy import event
+    from sqlalchemy.util.concurrency import await_
+
+    @event.listens_for(engine.sync_engine, "do_execute")
+    def execute_simply(cursor: Any, statement: str, parameters: Any, context: Any) -> bool | None:
+        if parameters or not _NO_ROWS.match(statement):
+            return None  # SQLAlchemy's own path
+        adapter = cursor._adapt_connection
+
+        async def run() -> str | None:
+            async with adapter._execute_mutex:
+                if adapter._transaction is None:
+                    await adapter._start_transaction()
+                try:
+                    return await adapter._connection.execute(statement)
+                except Exception as error:
+                    adapter._handle_exception(error)  # raises SQLAlchemy's translated error
+                    return None
+
+        status = await_(run())
+        cursor._description, cursor._rows = None, deque()
+        counted = _ROW_COUNT.match(status or "")
+        cursor._rowcount = int(counted.group(1)) if counted else -1
+        return True
 
 
 def kill_statement(backend_id: int) -> tuple[str, dict[str, int]]:

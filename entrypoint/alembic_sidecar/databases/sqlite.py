@@ -127,7 +127,7 @@ async def make_durable(connection: AsyncConnection) -> None:
     return None
 
 
-def make_ddl_transactional(engine: Any) -> None:
+def configure_engine(engine: Any) -> None:
     """Python's sqlite3 commits before DDL on its own; emit BEGIN ourselves so a failed revision rolls back."""
     from sqlalchemy import event
 
