@@ -116,11 +116,9 @@ def values_rows(schema: dict[str, Any], prefix: str = "") -> list[tuple[str, str
     """(key, type, default, description) for every value, depth first, from values.schema.json."""
     rows = []
     for key, node in schema["properties"].items():
-        if not prefix and key == "global":
-            continue
         path = prefix + key
         kind = node["type"] if isinstance(node["type"], str) else " or ".join(node["type"])
-        if node.get("additionalProperties") is False:
+        if "properties" in node:
             rows += values_rows(node, path + ".")
         else:
             description = node["description"]

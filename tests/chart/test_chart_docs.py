@@ -21,10 +21,8 @@ def documented_paths(schema, prefix=""):
     """Every key the chart defines: leaves and the structured objects holding them (not free-form Kubernetes)."""
     paths = set()
     for key, node in schema["properties"].items():
-        if key == "global" and not prefix:
-            continue
         paths.add(prefix + key)
-        if node.get("additionalProperties") is False:
+        if "properties" in node:
             paths |= documented_paths(node, prefix + key + ".")
     return paths
 
@@ -37,7 +35,8 @@ def test_readme_values_table_matches_the_schema():
 
 def test_every_value_is_in_the_readme_table():
     keys = {row[0] for row in values_rows(SCHEMA)}
-    assert {"database.existingSecret", "migration.lockTimeout", "job.useHelmHooks", "revisions.source"} <= keys
+    assert {"database.existingSecret", "migration.lockTimeout", "job.useHelmHooks", "revisions.source",
+            "image.registry", "global.imageRegistry"} <= keys
     for key in keys:
         assert f"| `{key}` |" in README
 

@@ -189,6 +189,9 @@ BAD_VALUES = {
                                   "at '/migration/ddlLockRetries': maximum"),
     "transient fault listed as fail-fast": ({"job": {"failFastExitCodes": [2, 9]}},
                                             "at '/job/failFastExitCodes/1'"),
+    "registry with a scheme": ({"image": {"registry": "https://registry.example.com"}}, "at '/image/registry'"),
+    "global registry with a trailing slash": ({"global": {"imageRegistry": "mirror.example.com/"}},
+                                              "at '/global/imageRegistry'"),
 }
 
 
@@ -367,6 +370,32 @@ def test_image_tag_defaults_to_app_version_and_digest_wins(chart):
     assert container["image"] == f"r.io/m@{digest}"
 
 
+def test_image_registry_prefixes_the_repository_and_global_image_registry_wins(chart):
+    def image(values):
+        return job_and_init_containers(chart, values)[-1]["image"]
+    ours = {"registry": "registry.example.com:5000", "repository": "team/migrate", "tag": "9"}
+    mirror = {"global": {"imageRegistry": "mirror.example.com/hub"}}
+    digest = "sha256:" + "cd" * 32
+    assert image({"image": ours}) == "registry.example.com:5000/team/migrate:9"
+    assert image({"image": ours | {"digest": digest}}) == f"registry.example.com:5000/team/migrate@{digest}"
+    assert image({"image": ours} | mirror) == "mirror.example.com/hub/team/migrate:9"
+    assert image(mirror) == f"mirror.example.com/hub/alembic-sidecar:{chart.metadata['appVersion']}"
+
+
+def test_a_parent_charts_global_image_registry_reaches_the_init_container(chart, example_dir):
+    # The initContainer runs inside another chart's pod: one global.imageRegistry there moves every image of the
+    # pod to the mirror, except revisions.copy.image, which is a full reference to the application's own image.
+    values = {"global": {"imageRegistry": "mirror.example.com"},
+              "migrations": VALUE_SETS["init-container-copy-values"]}
+    spec = pod_spec(render(example_dir, values), "Deployment")
+    images = {c["name"]: c["image"] for c in spec["initContainers"] + spec["containers"]}
+    assert images == {
+        "copy-revisions": "registry.example.com/team/app:1.4.2",
+        "migrate": f"mirror.example.com/alembic-sidecar:{chart.metadata['appVersion']}",
+        "app": "mirror.example.com/example-app:1.0.0",
+    }
+
+
 def test_values_reach_the_environment(chart):
     values = VALUE_SETS["job-url-secret-values"]
     env = {e["name"]: e["value"] for e in job_and_init_containers(chart, values)[0]["env"]}
@@ -442,13 +471,12 @@ def test_schema_and_values_agree_on_every_default(chart):
     def walk(node: dict[str, Any], values: Any, path: str) -> None:
         assert "description" in node, f"{path}: no description"
         assert node["default"] == values, f"{path}: schema default {node['default']!r} != values.yaml {values!r}"
-        if node.get("additionalProperties") is False:
+        if "properties" in node:
             assert set(node["properties"]) == set(values), path
             for key, child in node["properties"].items():
                 walk(child, values[key], f"{path}.{key}")
     values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
-    top = {k: v for k, v in schema["properties"].items() if k != "global"}
-    assert set(top) == set(values)
-    for key, node in top.items():
+    assert set(schema["properties"]) == set(values)
+    for key, node in schema["properties"].items():
         walk(node, values[key], key)
     assert json.loads((CHART_DIR / "values.schema.json").read_text())["additionalProperties"] is False

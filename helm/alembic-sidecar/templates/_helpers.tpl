@@ -44,12 +44,20 @@ app.kubernetes.io/component: migration
 {{- end }}
 {{- end }}
 
-{{/* "repository:tag", "repository@digest" when a digest pins it; the tag defaults to appVersion. */}}
+{{/*
+"[registry/]repository:tag", or "@digest" when a digest pins it; the tag defaults to appVersion. As in Bitnami's
+common.images.image, global.imageRegistry (set once by a parent chart, e.g. for a mirror) wins over image.registry.
+*/}}
 {{- define "alembic-sidecar.image" -}}
-{{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- $image := .Values.image }}
+{{- $name := $image.repository }}
+{{- with default $image.registry (.Values.global).imageRegistry }}
+{{- $name = printf "%s/%s" . $name }}
+{{- end }}
+{{- if $image.digest }}
+{{- printf "%s@%s" $name $image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag | toString) }}
+{{- printf "%s:%s" $name (default .Chart.AppVersion $image.tag | toString) }}
 {{- end }}
 {{- end }}
 
