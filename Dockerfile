@@ -2,6 +2,7 @@
 #   docker build -t alembic-sidecar .
 #   docker run --rm -e DATABASE_URL=... -v "$PWD/migrations/versions:/migrations/versions:ro" alembic-sidecar
 # BASE_IMAGE must be a Debian-based CPython 3.11 image with `python` and the venv module (the lock targets 3.11).
+# Pin it by digest for a build that cannot change under you: BASE_IMAGE=python:3.11-slim@sha256:<digest>.
 ARG BASE_IMAGE=python:3.11-slim
 
 # ---- builder: the locked dependencies in a virtual environment, then the project on top ----
@@ -30,22 +31,23 @@ RUN /opt/venv/bin/pip install --no-compile --no-deps /build \
 
 # ---- runtime: the same Python, the venv, a numeric non-root user ----
 FROM ${BASE_IMAGE}
+ARG BASE_IMAGE
 ARG VERSION=0.1.0
-ARG REVISION=unknown
+# Only what this Dockerfile knows for a fact; a CI that builds from a repository adds its own with
+# --label org.opencontainers.image.source=<url> --label org.opencontainers.image.revision=<commit>.
 LABEL org.opencontainers.image.title="alembic-sidecar" \
       org.opencontainers.image.description="Bring a database to the right Alembic revision before an application starts: async, locked, with clean exit codes." \
-      org.opencontainers.image.source="https://github.com/alembic-sidecar/alembic-sidecar" \
       org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.licenses="MIT"
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}"
 # No .pyc writes at run time (the root filesystem may be read-only); logs leave unbuffered, line by line.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 COPY --from=builder /opt/venv /opt/venv
-# Revision files are mounted at /migrations/versions (MIGRATE_VERSIONS_DIR's default), read-only is enough.
+# Revision files are mounted at /migrations/versions (MIGRATE_VERSIONS_DIR's default), read-only is enough. No VOLUME:
+# it would make an anonymous writable volume on every run, and a derived image could not take it back.
 WORKDIR /migrations
-VOLUME /migrations
 # Any UID works (OpenShift assigns one); group 0 as OpenShift expects. Nothing in the image needs to be writable.
 USER 10001:0
 # Exec form: alembic-sidecar is PID 1 and receives SIGTERM itself (it rolls back, releases the lock, exits 143).
