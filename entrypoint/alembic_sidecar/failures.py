@@ -16,7 +16,6 @@ class Fault(Enum):
     LOCK_TIMEOUT = "lock_timeout"  # a DDL statement waited too long for a table lock: retry
     DEADLOCK = "deadlock"  # deadlock or serialization failure: retry
     STATEMENT_TIMEOUT = "statement_timeout"  # MIGRATE_STATEMENT_TIMEOUT cut a statement short
-    UNDEFINED_TABLE = "undefined_table"
 
 
 #: Faults a rerun of the same revisions can get past.
@@ -59,8 +58,6 @@ def connection_broken(exc: BaseException) -> bool:
             return True  # e.g. EHOSTUNREACH, ETIMEDOUT from the kernel's keepalive
         if type(cause).__name__ in ("ConnectionDoesNotExistError", "ConnectionFailureError"):
             return True
-        if type(cause).__name__ == "InterfaceError" and "closed" in str(cause):
-            return True  # asyncpg's "connection is closed", raised before any I/O
     return False
 
 

@@ -32,7 +32,6 @@ _FAULTS = {
     1205: Fault.LOCK_TIMEOUT,
     1213: Fault.DEADLOCK,
     **dict.fromkeys((1969, 3024), Fault.STATEMENT_TIMEOUT),
-    1146: Fault.UNDEFINED_TABLE,
 }
 
 

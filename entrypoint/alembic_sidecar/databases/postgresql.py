@@ -35,7 +35,6 @@ _FAULTS = {
     "55P03": Fault.LOCK_TIMEOUT,
     "40P01": Fault.DEADLOCK, "40001": Fault.DEADLOCK,
     "57014": Fault.STATEMENT_TIMEOUT,
-    "42P01": Fault.UNDEFINED_TABLE,
 }
 
 

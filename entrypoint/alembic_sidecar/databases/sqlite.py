@@ -32,8 +32,6 @@ def classify(exc: BaseException) -> Fault | None:
                 return Fault.LOCK_TIMEOUT
             if code is not None and code & 0xFF == _READONLY:
                 return Fault.READ_ONLY
-            if "no such table" in str(cause):  # SQLite has no code of its own for it
-                return Fault.UNDEFINED_TABLE
     return None
 
 
