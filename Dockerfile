@@ -5,7 +5,7 @@
 # Pin it by digest for a build that cannot change under you: BASE_IMAGE=python:3.11-slim@sha256:<digest>.
 ARG BASE_IMAGE=python:3.11-slim
 
-# ---- builder: the locked dependencies in a virtual environment, then the project on top ----
+# ---- builder: hash-locked build tools, the locked dependencies in a virtual environment, the project on top ----
 FROM ${BASE_IMAGE} AS builder
 # binutils' strip drops the debug info the wheels' extension modules ship with (about 19 MB of 22).
 RUN apt-get update -qq \
@@ -13,23 +13,31 @@ RUN apt-get update -qq \
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
-RUN python -m venv /opt/venv
+# Every package that enters the build is pinned by hash. The tools (pip, setuptools) live in a venv of their own,
+# bootstrapped by the base's bundled pip; the venv the image runs is made without pip and receives only
+# requirements.lock and the project's wheel (pip's --python installs into it from outside).
+COPY requirements-build.lock /build/requirements-build.lock
+RUN python -m venv /opt/build-tools \
+ && /opt/build-tools/bin/pip install --no-compile --require-hashes -r /build/requirements-build.lock \
+ && python -m venv --without-pip /opt/venv
 # Dependencies change less often than the code: their layer is reused until requirements.lock changes.
 COPY requirements.lock /build/requirements.lock
-RUN /opt/venv/bin/pip install --no-compile --require-hashes -r /build/requirements.lock
+RUN /opt/build-tools/bin/pip --python /opt/venv/bin/python install --no-compile --require-hashes \
+      -r /build/requirements.lock
 COPY pyproject.toml README.md /build/
 COPY entrypoint /build/entrypoint
 COPY image /build/image
-# setuptools only builds; pip stays so that a derived image can `pip install` what its revisions import.
-# Hash-checked .pyc files never go stale against a source mtime, so nothing is compiled or stat'ed at start-up
-# (pip itself is left uncompiled: it runs only in derived builds).
-RUN /opt/venv/bin/pip install --no-compile --no-deps /build \
- && /opt/venv/bin/pip uninstall --yes --quiet setuptools \
+# The wheel is built by the locked setuptools above (--no-build-isolation) and nothing is fetched (--no-index);
+# --check-build-dependencies fails the build when that setuptools does not satisfy [build-system] requires.
+# Hash-checked .pyc files never go stale against a source mtime, so nothing is compiled or stat'ed at start-up.
+RUN /opt/build-tools/bin/pip wheel --no-index --no-deps --no-build-isolation --check-build-dependencies \
+      --wheel-dir /build/dist /build \
+ && /opt/build-tools/bin/pip --python /opt/venv/bin/python install --no-index --no-deps --no-compile /build/dist/*.whl \
  && find /opt/venv -name __pycache__ -prune -exec rm -rf {} + \
  && find /opt/venv -name '*.so' -exec strip --strip-debug {} + \
- && python -m compileall -q -j 0 --invalidation-mode unchecked-hash -x '/site-packages/pip/' /opt/venv/lib
+ && python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib
 
-# ---- runtime: the same Python, the venv, a numeric non-root user ----
+# ---- runtime: the same Python, the venv, no pip, a numeric non-root user ----
 FROM ${BASE_IMAGE}
 ARG BASE_IMAGE
 ARG VERSION=0.1.0
@@ -40,6 +48,11 @@ LABEL org.opencontainers.image.title="alembic-sidecar" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="MIT" \
       org.opencontainers.image.base.name="${BASE_IMAGE}"
+# Nothing installs packages at run time: the base's own pip goes too (python:3.11-slim has one in /usr/local, with
+# setuptools and wheel). Derived images install their libraries in a build stage of their own (image/derived-example).
+RUN if python -m pip --version >/dev/null 2>&1; then \
+      PIP_BREAK_SYSTEM_PACKAGES=1 python -m pip uninstall --yes --quiet pip setuptools wheel; \
+    fi
 # No .pyc writes at run time (the root filesystem may be read-only); logs leave unbuffered, line by line.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

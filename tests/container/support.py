@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -46,6 +47,44 @@ class ContainerSidecar:
 
     def run(self, *args: str, timeout: float = 120, **kw: Any) -> ContainerResult:
         return self.wait(self.start(*args, **kw), timeout)
+
+
+#: Prints, as JSON, every installed pip/setuptools/wheel (package or metadata directory) anywhere in the image, the
+#: pip commands on PATH, and the exit status of `-m pip` for every Python interpreter the image has.
+FIND_PACKAGING_TOOLS = """
+import json, os, shutil, subprocess, sys
+tools = ('pip', 'setuptools', 'wheel')
+found = []
+for top in ('/usr', '/opt', '/root', '/home', '/tmp', '/var', '/srv', '/migrations'):
+    for path, dirs, _ in os.walk(top):
+        for name in dirs:
+            tool = name.split('-')[0]
+            if tool in tools and (name.endswith(('.dist-info', '.egg-info'))
+                                  or name == tool and os.path.exists(os.path.join(path, name, '__init__.py'))):
+                found.append(os.path.join(path, name))
+pythons = {sys.executable, *(os.path.join(d, n) for d in ('/usr/bin', '/usr/local/bin', '/opt/venv/bin')
+                             for n in ('python', 'python3', 'python3.11'))}
+print(json.dumps({
+    'installed': sorted(found),
+    'on_path': [n for n in ('pip', 'pip3', 'pip3.11', 'easy_install') if shutil.which(n)],
+    'python_m_pip': {p: subprocess.run([p, '-m', 'pip', '--version'], capture_output=True).returncode
+                     for p in sorted(pythons) if os.path.exists(p)},
+}))
+"""
+
+
+def packaging_tools(runner: Runner, image: str) -> dict[str, Any]:
+    """What :data:`FIND_PACKAGING_TOOLS` finds in ``image`` (run as root, so that no directory is hidden from it)."""
+    result = runner(image, "-c", FIND_PACKAGING_TOOLS, entrypoint="python", user="0:0", read_only=True)
+    assert_exit(result, 0)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def assert_no_packaging_tools(found: dict[str, Any]) -> None:
+    """No pip, setuptools or wheel installed anywhere, no pip command, and `-m pip` fails for every Python."""
+    assert found["installed"] == [], found
+    assert found["on_path"] == [], found
+    assert found["python_m_pip"] and all(code != 0 for code in found["python_m_pip"].values()), found
 
 
 def wait_for_file(path: Path, timeout: float = 60) -> None:

@@ -1,17 +1,20 @@
-"""What the image is: its configuration, what it carries, how big the project's layers are, how it starts."""
+"""What the image is: its configuration, what it carries (no pip), how big the project's layers are, how it starts,
+and what its build takes in (hash-locked packages only)."""
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
+import shutil
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.docker import docker
+from tests.fixtures.docker import build_image, docker
 
-from .support import ARBITRARY_USER, assert_exit
+from .support import ARBITRARY_USER, assert_exit, assert_no_packaging_tools, packaging_tools
 
 pytestmark = pytest.mark.container
 
@@ -105,8 +108,124 @@ def test_default_command_without_a_database_is_a_configuration_error(docker_run,
     assert result.event("failed")["exit_code"] == 2
 
 
+# --- no pip at run time ------------------------------------------------------------------------------------------
+
+def test_the_image_carries_no_pip_setuptools_or_wheel(docker_run, sidecar_image):
+    assert_no_packaging_tools(packaging_tools(docker_run, sidecar_image))
+
+
+#: A stand-in for python:3.11-slim's layout where the official image cannot be pulled: pip and setuptools installed
+#: for the system Python under /usr/local, with a `pip` command, and no EXTERNALLY-MANAGED marker.
+BASE_WITH_PIP = """\
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+RUN python -m venv /tmp/v \\
+ && cp -a /tmp/v/lib/python3.11/site-packages/. "$(python -c 'import site; print(site.getsitepackages()[0])')"/ \\
+ && printf '#!/usr/bin/env python3\\nimport sys\\nfrom pip._internal.cli.main import main\\nsys.exit(main())\\n' \\
+      > /usr/local/bin/pip \\
+ && chmod 0755 /usr/local/bin/pip \\
+ && rm -rf /tmp/v /usr/lib/python3*/EXTERNALLY-MANAGED
+"""
+
+
+@pytest.fixture(scope="module")
+def image_on_a_base_with_pip(base_images, tmp_path_factory) -> tuple[str, str]:
+    """(base, image): a base that carries pip, and the sidecar image built on it."""
+    context = tmp_path_factory.mktemp("base-with-pip")
+    (context / "Dockerfile").write_text(BASE_WITH_PIP)
+    suffix = secrets.token_hex(4)
+    base = build_image(f"alembic-sidecar-test-base:pip-{suffix}", context, build_args={"BASE_IMAGE": base_images.base})
+    image = build_image(f"alembic-sidecar:test-pip-base-{suffix}", REPO, build_args={"BASE_IMAGE": base})
+    yield base, image
+    docker("rmi", "-f", image, base, check=False)
+
+
+def test_a_base_that_carries_pip_gives_an_image_without_it(docker_run, image_on_a_base_with_pip):
+    base, image = image_on_a_base_with_pip
+    before = packaging_tools(docker_run, base)
+    assert before["on_path"] == ["pip"] and any("/pip" in path for path in before["installed"]), before
+    assert_no_packaging_tools(packaging_tools(docker_run, image))
+
+
+# --- the build takes in hash-locked packages only --------------------------------------------------------------------
+
+def pip_commands(dockerfile: Path) -> list[str]:
+    """Every pip command that fetches or builds packages in ``dockerfile``'s RUN instructions."""
+    text = dockerfile.read_text().replace("\\\n", " ")
+    runs = [line.removeprefix("RUN ") for line in text.splitlines() if line.startswith("RUN ")]
+    commands = [command.strip() for run in runs for command in re.split(r"&&|\|\||;", run)]
+    return [command for command in commands if re.search(r"\bpip\b.*\s(install|wheel|download)\s", command)]
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "image/derived-example/Dockerfile"])
+def test_every_pip_command_of_a_build_is_hash_checked_or_offline(dockerfile):
+    commands = pip_commands(REPO / dockerfile)
+    assert commands, f"no pip command found in {dockerfile}"
+    unchecked = [c for c in commands if "--require-hashes" not in c.split() and "--no-index" not in c.split()]
+    assert unchecked == [], f"pip may fetch packages without checking their hashes: {unchecked}"
+    assert all("--no-build-isolation" in c.split() for c in commands if re.search(r"\swheel\s", c)), commands
+
+
 def test_every_stage_starts_from_base_image_as_given_so_a_digest_pins_the_whole_build():
     # BASE_IMAGE=python:3.11-slim@sha256:<digest> reaches every FROM unchanged (no tag is appended or derived).
     text = (REPO / "Dockerfile").read_text()
     assert re.search(r"^ARG BASE_IMAGE=\S+$", text, re.M)
     assert [line.split()[1] for line in text.splitlines() if line.startswith("FROM ")] == ["${BASE_IMAGE}"] * 2
+
+
+def build_context(destination: Path) -> Path:
+    """A copy of what the image is built from: the paths .dockerignore lets in."""
+    ignore = (REPO / ".dockerignore").read_text()
+    destination.mkdir()
+    shutil.copy2(REPO / ".dockerignore", destination)
+    for name in (line[1:] for line in ignore.splitlines() if line.startswith("!")):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+        else:
+            shutil.copy2(source, destination / name)
+    return destination
+
+
+def tamper_hashes(lock: Path, package: str) -> None:
+    """Change one hex digit of every hash of ``package`` in ``lock``, as a swapped or corrupted download would."""
+    text = lock.read_text()
+    block = re.search(rf"^{re.escape(package)}==\S+ \\\n(?:\s+--hash=sha256:[0-9a-f]{{64}}(?: \\)?\n)+", text, re.M)
+    assert block, f"{package} is not in {lock.name}"
+    tampered = re.sub(r"(?<=sha256:)([0-9a-f]{63})([0-9a-f])",
+                      lambda m: m[1] + ("1" if m[2] == "0" else "0"), block[0])
+    lock.write_text(text.replace(block[0], tampered))
+
+
+def failed_build(context: Path, base: str) -> str:
+    """Build ``context``, expecting the build to fail; returns its output."""
+    tag = f"alembic-sidecar:test-must-fail-{secrets.token_hex(4)}"
+    done = docker("build", "--network", "host", "--force-rm", "--build-arg", f"BASE_IMAGE={base}", "-t", tag,
+                  str(context), check=False, timeout=1200)
+    if done.returncode == 0:
+        docker("rmi", "-f", tag, check=False)
+    assert done.returncode != 0, f"the build succeeded:\n{done.stdout[-3000:]}"
+    return done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("lock", "package"), [("requirements-build.lock", "setuptools"),
+                                               ("requirements.lock", "tenacity")])
+def test_a_tampered_hash_in_either_lock_fails_the_build(lock, package, base_images, tmp_path):
+    context = build_context(tmp_path / "context")
+    tamper_hashes(context / lock, package)
+    output = failed_build(context, base_images.base)
+    assert "do not match the hashes" in output.lower(), output[-3000:]
+    assert package in output.lower(), output[-3000:]
+
+
+def test_a_build_requirement_missing_from_the_build_lock_fails_the_build_instead_of_being_fetched(base_images,
+                                                                                                  tmp_path):
+    # `wheel` is on PyPI: an isolated build (pip's default) would fetch it, unhashed, and succeed.
+    context = build_context(tmp_path / "context")
+    pyproject = context / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('requires = ["setuptools>=77"]',
+                                                       'requires = ["setuptools>=77", "wheel"]', 1))
+    assert '"wheel"' in pyproject.read_text()
+    output = failed_build(context, base_images.base)
+    assert "wheel" in output and "build dependencies" in output.lower(), output[-3000:]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import secrets
 import shutil
 import tomllib
 import zipfile
@@ -13,7 +15,7 @@ import pytest
 
 from tests.fixtures.docker import build_image, docker
 
-from .support import assert_exit, assert_failed
+from .support import assert_exit, assert_failed, assert_no_packaging_tools, packaging_tools
 
 pytestmark = pytest.mark.container
 
@@ -44,16 +46,30 @@ def build_wheel(project: Path, dist: Path) -> Path:
     return wheel
 
 
-@pytest.fixture
-def derived_image(sidecar_image, tmp_path) -> str:
+#: What a derived image may add on top of the sidecar image here: the example's one small module and its metadata,
+#: the revision file, bytecode; not a second copy of the virtual environment (about 30 MB).
+MAX_DERIVED_ADDED_BYTES = 100 * 1000
+
+
+@pytest.fixture(scope="module")
+def derived_image(sidecar_image, tmp_path_factory) -> str:
     """image/derived-example built FROM the image under test, its local package as a wheel (no network)."""
-    context = tmp_path / "context"
+    context = tmp_path_factory.mktemp("derived") / "context"
     shutil.copytree(RECIPE, context, ignore=shutil.ignore_patterns("__pycache__"))
     build_wheel(context / "example_types", context / "wheels")
-    tag = build_image(f"alembic-sidecar-derived:test-{tmp_path.name[-12:].lower()}", context,
+    tag = build_image(f"alembic-sidecar-derived:test-{secrets.token_hex(4)}", context,
                       build_args={"SIDECAR_IMAGE": sidecar_image})
     yield tag
     docker("rmi", "-f", tag, check=False)
+
+
+def inspect(image: str) -> dict:
+    return json.loads(docker("image", "inspect", image).stdout)[0]
+
+
+def layer_bytes(image: str) -> int:
+    return sum(int(size) for size in docker("history", "--no-trunc", "--human=false", "--format", "{{.Size}}",
+                                            image).stdout.split())
 
 
 def test_derived_image_runs_a_revision_that_imports_a_pip_installed_type(derived_image, docker_run, pg_database):
@@ -63,6 +79,58 @@ def test_derived_image_runs_a_revision_that_imports_a_pip_installed_type(derived
     assert pg_database.revisions() == ["0001"]
     assert pg_database.scalar("SELECT character_maximum_length FROM information_schema.columns "
                               "WHERE table_name = 'subscribers' AND column_name = 'email'") == 320
+
+
+def test_derived_image_adds_only_the_library_and_keeps_the_sidecars_configuration(derived_image, sidecar_image):
+    derived, sidecar = inspect(derived_image), inspect(sidecar_image)
+    assert derived["RootFS"]["Layers"][:len(sidecar["RootFS"]["Layers"])] == sidecar["RootFS"]["Layers"]
+    added = layer_bytes(derived_image) - layer_bytes(sidecar_image)
+    assert 0 < added < MAX_DERIVED_ADDED_BYTES, f"the derived image adds {added} bytes"
+    for key in ("User", "Entrypoint", "Cmd", "WorkingDir", "Env", "Volumes"):
+        assert derived["Config"][key] == sidecar["Config"][key], key
+
+
+def test_derived_image_carries_no_pip_either(derived_image, docker_run):
+    assert_no_packaging_tools(packaging_tools(docker_run, derived_image))
+
+
+def test_derived_image_has_the_librarys_bytecode_compiled_for_its_installed_path(derived_image, docker_run):
+    # Compiled in the build stage under /extra, named for where it runs (tracebacks show the real path).
+    script = ("import importlib.util, marshal, pathlib, sidecar_example_types as m\n"
+              "pyc = pathlib.Path(importlib.util.cache_from_source(m.__file__))\n"
+              "print(m.__file__, marshal.loads(pyc.read_bytes()[16:]).co_filename)\n")
+    result = docker_run(derived_image, "-c", script, entrypoint="python", user="12345:0", read_only=True)
+    assert_exit(result, 0)
+    installed = "/opt/venv/lib/python3.11/site-packages/sidecar_example_types/__init__.py"
+    assert result.stdout.split() == [installed, installed], result.stdout
+
+
+def test_derived_build_fails_when_a_library_needs_another_version_of_a_package_the_image_has(sidecar_image, tmp_path):
+    # Without the image's versions as constraints, pip would put typing-extensions 4.15.0 under /extra and the final
+    # COPY would overwrite the image's own copy, which SQLAlchemy imports.
+    context = tmp_path / "context"
+    shutil.copytree(RECIPE, context, ignore=shutil.ignore_patterns("__pycache__"))
+    for name, version, dependencies in (("typing-extensions", "4.15.0", []),
+                                        ("needs-old-typing", "1.0.0", ["typing-extensions==4.15.0"])):
+        project = tmp_path / name
+        module = project / "src" / f"{name.replace('-', '_')}.py"
+        module.parent.mkdir(parents=True)
+        module.write_text('"""A stand-in."""\n')
+        (project / "pyproject.toml").write_text(
+            f'[project]\nname = "{name}"\nversion = "{version}"\ndependencies = {json.dumps(dependencies)}\n')
+        build_wheel(project, context / "wheels")
+    dockerfile = context / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("/tmp/wheels sidecar-example-types",
+                                                         "/tmp/wheels needs-old-typing"))
+    assert "needs-old-typing" in dockerfile.read_text()
+    tag = f"alembic-sidecar-derived:test-must-fail-{secrets.token_hex(4)}"
+    done = docker("build", "--network", "host", "--force-rm", "--build-arg", f"SIDECAR_IMAGE={sidecar_image}",
+                  "-t", tag, str(context), check=False)
+    if done.returncode == 0:
+        docker("rmi", "-f", tag, check=False)
+    assert done.returncode != 0, done.stdout[-3000:]
+    assert "typing-extensions==4.15.0" in done.stdout + done.stderr, (done.stdout + done.stderr)[-3000:]
+    assert "ResolutionImpossible" in done.stdout + done.stderr, (done.stdout + done.stderr)[-3000:]
 
 
 def test_migrate_pythonpath_mount_makes_the_same_revision_importable(docker_run, sidecar_image, pg_database):
