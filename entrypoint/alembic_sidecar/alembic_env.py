@@ -206,7 +206,8 @@ def migrate(project: Project, connection: Connection | None, destination: str, *
         script.run_env()
 
 
-def offline_sql(project: Project, url: str, revision_range: str, version_table: str) -> None:
+def offline_sql(project: Project, url: str, revision_range: str, version_table: str,
+                version_table_schema: str | None = None) -> None:
     """Alembic's offline mode: write the upgrade's SQL to stdout without connecting."""
     from alembic.runtime.environment import EnvironmentContext
     from alembic.util import CommandError
@@ -214,7 +215,8 @@ def offline_sql(project: Project, url: str, revision_range: str, version_table: 
     script = project.script
     config = project.alembic_config()
     config.attributes["offline_url"] = url
-    config.attributes["configure_options"] = {"version_table": version_table}
+    config.attributes["configure_options"] = {"version_table": version_table,
+                                              "version_table_schema": version_table_schema}
     starting, _, destination = revision_range.rpartition(":")
     try:
         with EnvironmentContext(config, script, fn=lambda rev, ctx: script._upgrade_revs(destination, rev),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
@@ -24,6 +25,9 @@ SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"
 # URL query parameters understood per backend; anything else is refused rather than silently ignored.
 SSL_PARAMETERS = ("sslmode", "ssl", "ssl_mode", "ssl-mode")
 CREDENTIAL_PARAMETERS = ("user", "password")
+# libpq's `options`: server settings for the session, as -c name=value (or --name=value) pairs.
+SERVER_OPTIONS_PARAMETER = "options"
+_SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 URL_FORM_HINT = "use the form postgresql://USER:PASSWORD@HOST:PORT/DB with special characters percent-encoded"
 
 
@@ -38,6 +42,8 @@ class Endpoint:
     password: str | None = field(default=None, repr=False)
     database: str | None = None
     sslmode: str | None = None
+    # PostgreSQL server settings from libpq's `options` (-c name=value), applied to every session.
+    options: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_server(self) -> bool:
@@ -105,9 +111,13 @@ def parse_url(raw: str, source: str) -> Endpoint:
         if key in params:
             raise ConfigurationError(f"{source} sets the URL parameter {key!r} twice", hint="set it once")
         params[key] = value
-    unknown = sorted(set(params) - set(SSL_PARAMETERS) - set(CREDENTIAL_PARAMETERS))
+    known = set(SSL_PARAMETERS) | set(CREDENTIAL_PARAMETERS)
+    if backend == "postgresql":
+        known.add(SERVER_OPTIONS_PARAMETER)
+    unknown = sorted(set(params) - known)
     if unknown:
-        supported = ", ".join(("sslmode",) + CREDENTIAL_PARAMETERS)
+        supported = ", ".join(("sslmode",) + CREDENTIAL_PARAMETERS + (
+            (SERVER_OPTIONS_PARAMETER,) if backend == "postgresql" else ()))
         raise ConfigurationError(f"{source} has URL parameter(s) alembic-sidecar does not understand: "
                                  f"{', '.join(unknown)}", hint=f"remove them; supported: {supported}")
     if "," in parts.netloc or not parts.hostname:
@@ -119,8 +129,34 @@ def parse_url(raw: str, source: str) -> Endpoint:
     sslmode = _sslmode(sslmodes.pop() if sslmodes else None, source)
     user = unquote(parts.username) if parts.username is not None else params.get("user")
     password = unquote(parts.password) if parts.password is not None else params.get("password")
+    options = _server_options(params.get(SERVER_OPTIONS_PARAMETER, ""), source)
     return Endpoint(backend, parts.hostname, port or DEFAULT_PORTS[backend], user or None, password,
-                    unquote(parts.path.lstrip("/")) or None, sslmode)
+                    unquote(parts.path.lstrip("/")) or None, sslmode, options)
+
+
+def _server_options(raw: str, source: str) -> tuple[tuple[str, str], ...]:
+    """libpq's `options`: `-c name=value` pairs (also `-cname=value`, `--name=value`); a backslash escapes a space."""
+    words = [word.replace("\\ ", " ") for word in re.split(r"(?<!\\)\s+", raw.strip()) if word]
+    settings: list[tuple[str, str]] = []
+    while words:
+        word = words.pop(0)
+        if word == "-c" and words:
+            word = words.pop(0)
+        elif word.startswith("-c"):
+            word = word[2:]
+        elif word.startswith("--"):
+            name, equals, value = word[2:].partition("=")
+            word = name.replace("-", "_") + equals + value  # libpq: --name-with-dashes=value
+        else:
+            raise ConfigurationError(f"{source} has an `options` parameter this image does not understand",
+                                     hint="give server settings as options=-c%20name%3Dvalue, e.g. "
+                                          "options=-csearch_path%3Dapp")
+        name, equals, value = word.partition("=")
+        if not equals or not _SETTING_NAME.fullmatch(name):
+            raise ConfigurationError(f"{source} has a malformed server setting in `options`",
+                                     hint="use -c name=value, e.g. options=-csearch_path%3Dapp")
+        settings.append((name, value))
+    return tuple(settings)
 
 
 def _sslmode(value: str | None, source: str) -> str | None:

@@ -29,17 +29,19 @@ def current_revisions(settings: Settings, budget: float) -> tuple[str, ...] | No
         if endpoint.backend == "sqlite":
             if endpoint.database == ":memory:":
                 return None
-            return database.read_versions_now(endpoint.database, settings.version_table, budget)
-        return asyncio.run(_read(database, endpoint, settings.version_table, budget))
+            return database.read_versions_now(endpoint.database, settings.version_table, budget,
+                                              settings.version_table_schema)
+        return asyncio.run(_read(database, endpoint, settings.version_table, settings.version_table_schema, budget))
     except Exception:  # not up yet, refused, locked, no version table...: the full path explains it
         return None
 
 
-async def _read(database: object, endpoint: object, table: str, budget: float) -> tuple[str, ...]:
+async def _read(database: object, endpoint: object, table: str, schema: str | None,
+                budget: float) -> tuple[str, ...]:
     async with asyncio.timeout(budget):
         connection = await database.connect(endpoint, budget)  # type: ignore[attr-defined]
         try:
-            return await database.read_versions(connection, table)  # type: ignore[attr-defined]
+            return await database.read_versions(connection, table, schema)  # type: ignore[attr-defined]
         finally:
             await database.close(connection)  # type: ignore[attr-defined]
 

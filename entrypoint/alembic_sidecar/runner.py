@@ -179,7 +179,8 @@ class Runner:
             self.reporter.send("steps", steps=paths, table=table, schema=schema)
 
         options = {"transaction_per_migration": self.settings.transaction_per_migration,
-                   "version_table": self.settings.version_table}
+                   "version_table": self.settings.version_table,
+                   "version_table_schema": self.settings.version_table_schema}
         if self.endpoint is not None and self.endpoint.backend == "sqlite":
             options["transactional_ddl"] = True  # the engine emits BEGIN itself (sqlite.configure_engine)
         statement_bound = (self.settings.statement_timeout + CANCEL_MARGIN
@@ -313,7 +314,7 @@ class Runner:
         else:
             backend = endpoints.from_settings(settings, fallback_url=fallback_url).backend
         alembic_env.offline_sql(project, f"{backend}://", settings.sql_range or settings.target,
-                                settings.version_table)
+                                settings.version_table, settings.version_table_schema)
         return Result("SQL written")
 
     async def interrupt(self) -> None:

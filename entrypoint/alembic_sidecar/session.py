@@ -107,7 +107,8 @@ class Session:
         table = self.settings.version_table
 
         def read(sync_connection: Any) -> tuple[str, ...]:
-            context = MigrationContext.configure(sync_connection, opts={"version_table": table})
+            context = MigrationContext.configure(sync_connection, opts={
+                "version_table": table, "version_table_schema": self.settings.version_table_schema})
             return tuple(sorted(context.get_current_heads()))
 
         # Before the lock, a read that blocks waits for whoever locks the version table: that counts as lock wait.

@@ -205,6 +205,9 @@ OPTIONS: tuple[Option, ...] = (
            default=True, parse=_boolean, metavar="BOOL"),
     Option("version_table", "MIGRATE_VERSION_TABLE", "Table that records the applied revision.",
            default="alembic_version", parse=_identifier, metavar="TABLE"),
+    Option("version_table_schema", "MIGRATE_VERSION_TABLE_SCHEMA", "Schema (MySQL/MariaDB: database) of the "
+           "version table, Alembic's version_table_schema; unset: the connection's default (search_path).",
+           parse=_identifier, metavar="SCHEMA"),
     Option("lock_name", "MIGRATE_LOCK_NAME", "Name of the database lock; migrators that share it exclude "
            "each other.", default="alembic-sidecar", metavar="NAME"),
     Option("pythonpath", "MIGRATE_PYTHONPATH", "Extra import paths for revision files, separated by ':'.",
@@ -251,6 +254,7 @@ class Settings:
     on_unknown_revision: str = _default("on_unknown_revision")
     transaction_per_migration: bool = _default("transaction_per_migration")
     version_table: str = _default("version_table")
+    version_table_schema: str | None = _default("version_table_schema")
     lock_name: str = _default("lock_name")
     pythonpath: str | None = _default("pythonpath")
     log_format: str = _default("log_format")

@@ -104,3 +104,22 @@ def test_unusable_urls_are_configuration_errors_without_the_secret(env, message)
     with pytest.raises(ConfigurationError, match=message) as raised:
         parse(env)
     assert "secretpw" not in str(raised.value) and "secret#pw" not in str(raised.value)
+
+
+@pytest.mark.parametrize("options, expected", [
+    ("-csearch_path%3Dapp", (("search_path", "app"),)),
+    ("-c%20search_path%3Dapp,public%20-c%20lock_timeout%3D5s", (("search_path", "app,public"),
+                                                               ("lock_timeout", "5s"))),
+    ("--search-path%3Dapp", (("search_path", "app"),)),
+    ("-capplication_name%3Da\\%20b", (("application_name", "a b"),)),
+])
+def test_libpq_options_become_server_settings(options, expected):
+    assert parse({"DATABASE_URL": f"postgresql://u@h/db?options={options}"}).options == expected
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@h/db?options=-x", "postgresql://u@h/db?options=-cnovalue",
+                                 "postgresql://u@h/db?options=-c%20bad%20name%3Dx",
+                                 "mysql://u@h/db?options=-csearch_path%3Dapp"])
+def test_options_the_sidecar_cannot_apply_are_refused(url):
+    with pytest.raises(ConfigurationError):
+        parse({"DATABASE_URL": url})

@@ -21,6 +21,7 @@ NON_DEFAULT = {
     "db_password": ("hunter22", Secret("hunter22")),
     "db_name": ("app", "app"),
     "db_sslmode": ("verify-full", "verify-full"),
+    "version_table_schema": ("app", "app"),
     "alembic_config": ("/app/alembic.ini", "/app/alembic.ini"),
     "versions_dir": ("/srv/versions", "/srv/versions"),
     "target": ("ae10", "ae10"),

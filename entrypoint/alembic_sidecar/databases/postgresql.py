@@ -71,7 +71,15 @@ async def connect(endpoint: Endpoint, timeout: float) -> Any:
         database=endpoint.database, ssl=endpoint.sslmode, timeout=timeout,
         server_settings={"application_name": APPLICATION_NAME})
     bound_socket(connection._transport.get_extra_info("socket"))
+    if endpoint.options:
+        # SET, not startup parameters: a pooler in front (PgBouncer) refuses startup parameters it does not know.
+        await connection.execute("; ".join(
+            f"SELECT set_config({_literal(name)}, {_literal(value)}, false)" for name, value in endpoint.options))
     return connection
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 async def read_versions(connection: Any, table: str, schema: str | None = None) -> tuple[str, ...]:
