@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 import shutil
 import tomllib
@@ -131,6 +132,25 @@ def test_derived_build_fails_when_a_library_needs_another_version_of_a_package_t
     assert done.returncode != 0, done.stdout[-3000:]
     assert "typing-extensions==4.15.0" in done.stdout + done.stderr, (done.stdout + done.stderr)[-3000:]
     assert "ResolutionImpossible" in done.stdout + done.stderr, (done.stdout + done.stderr)[-3000:]
+
+
+def dockerfile_instructions(text: str) -> list[str]:
+    """A Dockerfile's instructions: comments dropped, continuation lines joined, whitespace collapsed."""
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    return [" ".join(line.split()) for line in code.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def test_readme_recipe_is_the_tested_example_with_hash_locked_requirements_instead_of_a_local_wheel(repo_root):
+    readme = (repo_root / "README.md").read_text()
+    section = readme.split("### Revision files that import your own libraries", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```dockerfile\n(.*?)```", section, re.S)
+    assert block, "no dockerfile block in the README's derived-image recipe"
+    local = "--no-index --find-links /tmp/wheels sidecar-example-types"
+    example = [line.replace(local, "--require-hashes -r /tmp/requirements.txt")
+               for line in dockerfile_instructions((RECIPE / "Dockerfile").read_text())]
+    steps = ("USER ", "RUN ", "COPY --from=")
+    assert [line for line in dockerfile_instructions(block[1]) if line.startswith(steps)] == \
+        [line for line in example if line.startswith(steps)]
 
 
 def test_migrate_pythonpath_mount_makes_the_same_revision_importable(docker_run, sidecar_image, pg_database):
