@@ -48,8 +48,9 @@ LABEL org.opencontainers.image.title="alembic-sidecar" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="MIT" \
       org.opencontainers.image.base.name="${BASE_IMAGE}"
-# Nothing installs packages at run time: the base's own pip goes too (python:3.11-slim has one in /usr/local, with
-# setuptools and wheel). Derived images install their libraries in a build stage of their own (image/derived-example).
+# Nothing installs packages at run time: the base's own pip, setuptools and wheel go too, where it has them
+# (python:3.11-slim has pip in /usr/local), even from a Python its base marks as externally managed.
+# Derived images install their libraries in a build stage of their own (image/derived-example).
 RUN if python -m pip --version >/dev/null 2>&1; then \
       PIP_BREAK_SYSTEM_PACKAGES=1 python -m pip uninstall --yes --quiet pip setuptools wheel; \
     fi
