@@ -356,13 +356,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that take no argument of their own: given alone, they need no parser.
+_BARE_COMMANDS = frozenset(("upgrade", "check", "current", "heads", "history", "wait", "sql"))
+
+
 def from_environ(environ: Mapping[str, str] | None = None, argv: Sequence[str] = ()) -> Settings:
     """Resolve settings: flags win over environment variables, which win over defaults."""
     environ = os.environ if environ is None else environ
-    try:
-        arguments = vars(build_parser().parse_args(list(argv)))
-    except ConfigurationError as error:
-        raise _without_flag_values(error, argv) from None
+    if len(argv) <= 1 and all(arg in _BARE_COMMANDS for arg in argv):
+        # A container's usual argv (none, or `upgrade`): building the whole parser would cost every pod start ~10 ms.
+        arguments: dict[str, Any] = {"command": argv[0]} if argv else {}
+    else:
+        try:
+            arguments = vars(build_parser().parse_args(list(argv)))
+        except ConfigurationError as error:
+            raise _without_flag_values(error, argv) from None
     values: dict[str, Any] = {"command": arguments.pop("command", None) or "upgrade"}
     for option in OPTIONS:
         found = _raw_value(option, environ, arguments)
