@@ -37,6 +37,8 @@ REPORT_BATCH = 0.05
 
 @dataclass
 class Outcome:
+    """What the parent reports after the child: the summary line and the answer lines for stdout."""
+
     summary: str
     output: list[str] = field(default_factory=list)
 
