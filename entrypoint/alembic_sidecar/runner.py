@@ -64,6 +64,8 @@ class Runner:
         command = settings.command
         if command == "downgrade" and not settings.allow_downgrade:
             raise ConfigurationError("downgrade is disabled", hint="set MIGRATE_ALLOW_DOWNGRADE=true to allow it")
+        if settings.alembic_config is not None and command in ("upgrade", "downgrade"):
+            _refuse_what_a_users_env_would_drop(settings)
         if command == "wait" and settings.alembic_config is None:
             # Only the database matters: a wait container need not mount any revision files.
             project, fallback_url = None, None
@@ -265,6 +267,13 @@ class Runner:
         if fault is Fault.ACCESS:
             return AccessDenied(f"{where} was refused by the server: {reason}",
                                 hint="grant the migration user the privileges the revision needs")
+        env_py = None if project.bundled or culprit else alembic_env.revisions._file_in_traceback(
+            original, project.script.dir)
+        if env_py and fault not in TRANSIENT:
+            # The user's env.py itself failed (an import, a driver, its URL): no revision is to blame.
+            return ConfigurationError(f"your env.py failed at {env_py}: {reason}",
+                                      hint=f"{state}; fix env.py or what it imports (MIGRATE_PYTHONPATH), its "
+                                           "driver or its sqlalchemy.url")
         transactional = self.database.TRANSACTIONAL_DDL
         if fault in TRANSIENT:
             what = FAULT_TEXT[fault]
@@ -324,6 +333,19 @@ class Runner:
         if self.settings.alembic_config is not None:
             return  # the user's env.py migrates on sessions of its own, which end with this process
         await self.session.kill()
+
+
+def _refuse_what_a_users_env_would_drop(settings: Settings) -> None:
+    """A user's env.py opens its own sessions: settings meant for ours would silently do nothing there."""
+    dropped = [name for name, value in (("MIGRATE_STATEMENT_TIMEOUT", settings.statement_timeout),
+                                        ("MIGRATE_DDL_LOCK_TIMEOUT", settings.ddl_lock_timeout),
+                                        ("MIGRATE_DDL_LOCK_RETRIES", settings.ddl_lock_retries or None))
+               if value is not None]
+    if dropped:
+        raise ConfigurationError(f"{' and '.join(dropped)} cannot reach the sessions of your own env.py "
+                                 "(ALEMBIC_CONFIG)",
+                                 hint="set statement_timeout / lock_timeout in your env.py's connection, or unset "
+                                      "them")
 
 
 def revisions_file(exc: BaseException, project: Project) -> str | None:

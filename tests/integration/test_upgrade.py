@@ -367,6 +367,37 @@ def test_alembic_config_mode_reports_a_failing_revision_with_exit_1(pg_database,
     assert pg_database.revisions() == []
 
 
+def test_alembic_config_mode_reports_each_revision_from_alembics_own_hook(pg_database, alembic_project, revisions,
+                                                                        sidecar):
+    own = _project_revisions(alembic_project, revisions)
+    result = sidecar.run(env={"ALEMBIC_CONFIG": str(alembic_project / "alembic.ini"),
+                              "DATABASE_URL": pg_database.url, "MIGRATE_VERSIONS_DIR": None})
+    assert_at_head(pg_database, own, result)
+    assert [event["revision"] for event in result.named("revision_applied")] == own.ids
+
+
+def test_alembic_config_mode_names_a_failing_env_py_instead_of_a_revision(pg_database, alembic_project, revisions,
+                                                                          sidecar):
+    _project_revisions(alembic_project, revisions)
+    env_py = alembic_project / "migrations" / "env.py"
+    env_py.write_text("import no_such_module_of_the_application\n" + env_py.read_text())
+    result = sidecar.run(env={"ALEMBIC_CONFIG": str(alembic_project / "alembic.ini"),
+                              "DATABASE_URL": pg_database.url, "MIGRATE_VERSIONS_DIR": None})
+    failed = assert_clean_failure(result, 2, "env.py", "no_such_module_of_the_application")
+    assert "revision" not in failed["error"].split(":")[0]
+    assert pg_database.revisions() == []
+
+
+@pytest.mark.parametrize("name", ["MIGRATE_STATEMENT_TIMEOUT", "MIGRATE_DDL_LOCK_TIMEOUT", "MIGRATE_DDL_LOCK_RETRIES"])
+def test_alembic_config_mode_refuses_timeouts_its_env_py_would_never_see(pg_database, alembic_project, revisions,
+                                                                         sidecar, name):
+    _project_revisions(alembic_project, revisions)
+    result = sidecar.run(env={"ALEMBIC_CONFIG": str(alembic_project / "alembic.ini"),
+                              "DATABASE_URL": pg_database.url, "MIGRATE_VERSIONS_DIR": None, name: "3"})
+    assert_clean_failure(result, 2, name, "env.py")
+    assert pg_database.tables() == []
+
+
 @pytest.mark.parametrize("table", ["AlembicVersion", "user"])
 def test_mixed_case_or_reserved_version_table_works_twice_in_a_row(database, revisions, sidecar, table):
     """Alembic quotes such names when it creates the table; every read (fast path, full path, proof) must too."""
