@@ -44,10 +44,14 @@ def test_migration_services_rely_on_the_sidecars_own_wait_not_on_health_checks()
                    for name in ("migrate-postgres", "migrate-mariadb")}
 
 
+def _stack_logs(compose: Compose) -> str:
+    return compose("logs", "--no-color", "--timestamps").stdout[-8000:]
+
+
 def test_whole_stack_comes_up_green(compose):
     compose("build", check=True, timeout=900)
     result = compose("run", "--rm", "app", timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr + "\n--- the stack's logs\n" + _stack_logs(compose)
     assert result.stdout.count(": ok") == 2, result.stdout
     assert exit_code(compose, "migrate-postgres") == 0
     assert exit_code(compose, "migrate-mariadb") == 0
