@@ -232,11 +232,24 @@ class Runner:
             if not done.done():
                 done.set_result(None) if error is None else done.set_exception(RevisionEscaped.wrap(error))
 
+        def migrate() -> None:
+            guarded(alembic_env.migrate, project, None, destination, downgrade=downgrade,
+                    on_step=lambda step, heads: loop.call_soon_threadsafe(on_step, step, heads),
+                    on_plan=lambda *plan: loop.call_soon_threadsafe(on_plan, *plan))
+
         def work() -> None:
             try:
-                guarded(alembic_env.migrate, project, None, destination, downgrade=downgrade,
-                        on_step=lambda step, heads: loop.call_soon_threadsafe(on_step, step, heads),
-                        on_plan=lambda *plan: loop.call_soon_threadsafe(on_plan, *plan))
+                try:
+                    migrate()
+                except Exception as exc:
+                    if not _needs_greenlet(exc):
+                        raise
+                    # A sync env.py (`alembic init`) on the async driver this image ships: its first connect failed
+                    # before anything ran. Run it again inside greenlet_spawn, which is how AsyncEngine drives the
+                    # same dialect, so no second (sync) driver is needed.
+                    from sqlalchemy.util.concurrency import greenlet_spawn
+
+                    asyncio.run(greenlet_spawn(migrate))
             except BaseException as exc:  # handed to the event loop, which raises it
                 loop.call_soon_threadsafe(finish, exc)
             else:
@@ -354,6 +367,12 @@ def revisions_file(exc: BaseException, project: Project) -> str | None:
         if found:
             return found
     return None
+
+
+def _needs_greenlet(exc: BaseException) -> bool:
+    from .failures import causes
+
+    return any(type(cause).__name__ == "MissingGreenlet" for cause in causes(exc))
 
 
 def _to_heads(destination: str, downgrade: bool) -> bool:

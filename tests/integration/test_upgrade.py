@@ -320,6 +320,41 @@ def alembic_project(tmp_path: Path) -> Path:
     return project
 
 
+@pytest.fixture
+def sync_alembic_project(tmp_path: Path) -> Path:
+    """A full project from plain `alembic init` (the default, sync template) with its generated env.py untouched."""
+    project = tmp_path / "sync-project"
+    alembic = shutil.which("alembic", path=str(Path(sys.executable).parent))
+    subprocess.run([alembic, "init", str(project / "migrations")], cwd=tmp_path, check=True, capture_output=True,
+                   timeout=60)
+    ini = project / "alembic.ini"
+    if not ini.exists():
+        shutil.move(str(tmp_path / "alembic.ini"), ini)
+    text = ini.read_text()
+    for form in ("script_location = migrations", "script_location = %(here)s/migrations"):
+        text = text.replace(form, f"script_location = {project / 'migrations'}")
+    ini.write_text(text)
+    return project
+
+
+@pytest.mark.parametrize("fixture", ["pg_database", "mariadb_database"])
+def test_alembic_config_mode_runs_a_sync_env_py_on_the_async_driver(request, sync_alembic_project, revisions,
+                                                                    sidecar, fixture):
+    """`alembic init`'s sync env.py gets the async URL; the sidecar drives it inside greenlet_spawn."""
+    database = request.getfixturevalue(fixture)
+    own = _project_revisions(sync_alembic_project, revisions)
+    env_py = (sync_alembic_project / "migrations" / "env.py").read_text()
+    assert "async" not in env_py
+    result = sidecar.run(env={"ALEMBIC_CONFIG": str(sync_alembic_project / "alembic.ini"),
+                              "DATABASE_URL": database.url, "MIGRATE_VERSIONS_DIR": None})
+    assert_at_head(database, own, result)
+    assert [event["revision"] for event in result.named("revision_applied")] == own.ids
+    again = sidecar.run(env={"ALEMBIC_CONFIG": str(sync_alembic_project / "alembic.ini"),
+                             "DATABASE_URL": database.url, "MIGRATE_VERSIONS_DIR": None})
+    assert_exit(again, 0)
+    assert again.one("migration_complete")["applied"] == 0
+
+
 def _project_revisions(project: Path, revisions):
     from tests.fixtures.revisions import Revisions
     own = Revisions(project / "migrations" / "versions")
