@@ -134,7 +134,8 @@ class Runner:
         if finished is not None:
             return finished
         await session.set_migration_settings(project.bundled)
-        self.reporter.send("plan", heads=sorted(project.heads()) if _to_heads(destination, downgrade) else None)
+        self.reporter.send("plan", heads=sorted(project.heads()) if _to_heads(destination, downgrade) else None,
+                           targets=None if downgrade else _named_targets(project, destination))
         applied: list[AppliedStep] = []
         expected = await self._run_with_retries(project, destination, downgrade, current, applied)
         if project.bundled and self.settings.transaction_per_migration:
@@ -367,6 +368,13 @@ def revisions_file(exc: BaseException, project: Project) -> str | None:
         if found:
             return found
     return None
+
+
+def _named_targets(project: Project, destination: str) -> list[str] | None:
+    """The revision ids a named upgrade target resolves to (partial ids, branch labels), before any revision runs."""
+    if destination in ("head", "heads", "base") or destination.startswith(("+", "-")) or "@" in destination:
+        return None
+    return sorted(script.revision for script in project.script.get_revisions(destination) if script is not None)
 
 
 def _needs_greenlet(exc: BaseException) -> bool:

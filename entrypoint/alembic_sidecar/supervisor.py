@@ -246,16 +246,14 @@ class _Supervision:
             actual = tuple(sorted(done["expected"]))  # the database died with the child that proved it
         plan = self._last("plan")
         wanted = tuple(sorted(done["expected"]))
-        target = self.settings.target
         problems = []
         if actual != wanted:
             problems.append(f"Alembic recorded {','.join(wanted) or 'base'}")
         if plan is not None and plan.get("heads") is not None and actual != tuple(sorted(plan["heads"])):
             problems.append(f"the heads are {','.join(sorted(plan['heads']))}")
-        if self.settings.command == "upgrade" and target not in ("head", "heads", "base") \
-                and not target.startswith(("+", "-")) and "@" not in target and target not in actual \
-                and not any(rev.startswith(target) for rev in actual):
-            problems.append(f"the target is {target}")
+        missing = [rev for rev in (plan or {}).get("targets") or () if rev not in actual]
+        if missing:
+            problems.append(f"the target {self.settings.target} is {','.join(missing)}")
         if problems:
             raise MigrationFailed(f"after the run the database is at {','.join(actual) or 'base'}, but "
                                   + " and ".join(problems),

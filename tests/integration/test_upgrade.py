@@ -451,3 +451,13 @@ def test_mixed_case_or_reserved_version_table_works_twice_in_a_row(database, rev
     assert "database_ready" not in {e.get("event") for e in third.events}, "the fast path should have answered"
     quoted = f"`{table}`" if database.driver == "mariadb" else f'"{table}"'
     assert database.rows(f"SELECT version_num FROM {quoted}") == [(revisions.head,)]
+
+
+def test_upgrade_to_a_branch_label_is_proven_by_the_revision_it_names(pg_database, revisions, sidecar):
+    """The proof resolves a named target the way Alembic does (here a branch label), not by string comparison."""
+    _, labelled, _ = revisions.chain(3)
+    path = next(revisions.dir.glob(f"{labelled}_*.py"))
+    path.write_text(path.read_text().replace("branch_labels = None", "branch_labels = ('release',)"))
+    result = sidecar.run("upgrade", "release", env={"DATABASE_URL": pg_database.url})
+    assert_exit(result, 0)
+    assert pg_database.revisions() == [labelled]
