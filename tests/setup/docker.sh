@@ -4,7 +4,9 @@
 #   2. start dockerd in the background when no engine answers;
 #   3. choose the base images: the official ones when they are present or `docker pull` works, otherwise local
 #      stand-ins built from Debian packages with mmdebstrap + `docker import` (cached: built once per recipe);
-#   4. write the choice as KEY=value lines to $SIDECAR_IMAGES_ENV (also a `docker-compose --env-file`) and print it.
+#      two Python bases: the newest supported CPython (the Dockerfile's default) and the oldest (3.11);
+#   4. write the choice as KEY=value lines to $SIDECAR_IMAGES_ENV (also a `docker-compose --env-file`) and print it:
+#      BASE_IMAGE (newest), BASE_IMAGE_OLDEST, PYTHON_NEWEST and PYTHON_OLDEST (minors), POSTGRES_IMAGE, MARIADB_IMAGE.
 # Exits non-zero when no working engine can be had; tests on CI (CI=true) then fail instead of skipping.
 set -eu
 
@@ -12,14 +14,21 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 IMAGES_ENV=${SIDECAR_IMAGES_ENV:-${TMPDIR:-/tmp}/alembic-sidecar-images.env}
 DOCKERD_LOG=${SIDECAR_DOCKERD_LOG:-/var/log/alembic-sidecar-dockerd.log}
 MIRROR=${SIDECAR_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# The suites the stand-ins come from: bookworm's python3 is 3.11 (the oldest supported CPython), as are the servers;
+# only sid carries the newest CPython. The Dockerfile's default and the locks decide which minors these are.
 SUITE=bookworm
+PYTHON_OLDEST=3.11
+PYTHON_NEWEST=3.15
+NEWEST_SUITE=sid
 # minbase is what debian:bookworm-slim (under the official images) holds: apt, libstdc++ (greenlet needs it), no docs.
 VARIANT=minbase
 # Official images (used when they can be had) and the tags of their local stand-ins.
-OFFICIAL_PYTHON=${SIDECAR_OFFICIAL_PYTHON:-python:3.11-slim}
+OFFICIAL_PYTHON=${SIDECAR_OFFICIAL_PYTHON:-python:$PYTHON_NEWEST-slim-trixie}
+OFFICIAL_PYTHON_OLDEST=${SIDECAR_OFFICIAL_PYTHON_OLDEST:-python:$PYTHON_OLDEST-slim-trixie}
 OFFICIAL_POSTGRES=${SIDECAR_OFFICIAL_POSTGRES:-postgres:15}
 OFFICIAL_MARIADB=${SIDECAR_OFFICIAL_MARIADB:-mariadb:10.11}
-STANDIN_PYTHON=alembic-sidecar-standin/python:3.11
+STANDIN_PYTHON=alembic-sidecar-standin/python:$PYTHON_NEWEST
+STANDIN_PYTHON_OLDEST=alembic-sidecar-standin/python:$PYTHON_OLDEST
 STANDIN_POSTGRES=alembic-sidecar-standin/postgres:15
 STANDIN_MARIADB=alembic-sidecar-standin/mariadb:10.11
 HOST_CA=/etc/ssl/certs/ca-certificates.crt
@@ -60,18 +69,18 @@ start_engine() {
     log "engine ready: $(docker version --format '{{.Server.Version}}')"
 }
 
-# Prints a short hash of a stand-in's recipe; an image carrying another hash is rebuilt.
-recipe_hash() { printf '%s' "$SUITE $VARIANT $*" | sha256sum | cut -c1-16; }
+# recipe_hash SUITE WORDS...: a short hash of a stand-in's recipe; an image carrying another hash is rebuilt.
+recipe_hash() { suite=$1; shift; printf '%s' "$suite $VARIANT $*" | sha256sum | cut -c1-16; }
 
 image_recipe() { docker image inspect --format '{{ index .Config.Labels "org.alembic-sidecar.standin-recipe" }}' "$1" 2>/dev/null || true; }
 
-# build_standin TAG RECIPE PACKAGES ENTRYPOINT_FILE(or -) DOCKER_IMPORT_CHANGES...
+# build_standin TAG SUITE RECIPE PACKAGES ENTRYPOINT_FILE(or -) DOCKER_IMPORT_CHANGES...
 build_standin() {
-    tag=$1 recipe=$2 packages=$3 entry=$4
-    shift 4
+    tag=$1 suite=$2 recipe=$3 packages=$4 entry=$5
+    shift 5
     if [ "$(image_recipe "$tag")" = "$recipe" ]; then log "cached: $tag"; return 0; fi
     command -v mmdebstrap >/dev/null 2>&1 || die "mmdebstrap is needed to build $tag"
-    log "building stand-in $tag from Debian $SUITE packages: $packages"
+    log "building stand-in $tag from Debian $suite packages: $packages"
     work=$(mktemp -d)
     set -- "$@" --change "LABEL org.alembic-sidecar.standin-recipe=$recipe"
     if [ "$entry" != - ]; then
@@ -79,13 +88,18 @@ build_standin() {
         chmod 0755 "$work/docker-entrypoint.sh"
         set -- "$@" --change 'ENTRYPOINT ["/usr/local/bin/docker-entrypoint.sh"]'
     fi
+    # The mirror's copy of sid can be older than its Release file's Valid-Until allows; a stand-in needs no freshness.
+    valid_until=
+    [ "$suite" = "$SUITE" ] || valid_until='Acquire::Check-Valid-Until "false"'
     # The packaged server's default cluster/datadir is dropped: the entrypoint initialises its own from env vars.
-    $SUDO mmdebstrap --quiet --variant=$VARIANT --include="$packages" \
+    # /usr/local/bin/python* (where the official images have them) name the interpreter the stand-in is for.
+    $SUDO mmdebstrap --quiet --variant=$VARIANT --include="$packages" ${valid_until:+--aptopt="$valid_until"} \
         --customize-hook="mkdir -p \"\$1$(dirname $HOST_CA)\" && cp $HOST_CA \"\$1$HOST_CA\"" \
         --customize-hook="if [ -e '$work/docker-entrypoint.sh' ]; then cp '$work/docker-entrypoint.sh' \"\$1/usr/local/bin/\"; fi" \
         --customize-hook='rm -rf "$1"/var/lib/postgresql/15/main "$1"/etc/postgresql/15/main "$1"/var/lib/mysql/*' \
         --customize-hook='rm -rf "$1"/usr/share/doc/* "$1"/usr/share/man/* "$1"/usr/share/locale/*' \
-        "$SUITE" "$work/rootfs.tar" "$MIRROR" >&2
+        --customize-hook="for n in ${STANDIN_INTERPRETER:+python python3}; do ln -s '${STANDIN_INTERPRETER:-}' \"\$1/usr/local/bin/\$n\"; done" \
+        "$suite" "$work/rootfs.tar" "$MIRROR" >&2
     docker import "$@" "$work/rootfs.tar" "$tag" >/dev/null
     $SUDO rm -rf "$work"
     log "built $tag"
@@ -103,9 +117,23 @@ choose() {
     "$2"
 }
 
-python_standin() {
+# The oldest supported CPython: bookworm's own python3 (3.11), `python` from python-is-python3.
+python_oldest_standin() {
     pkgs=python3,python3-venv,python-is-python3,ca-certificates
-    build_standin "$STANDIN_PYTHON" "$(recipe_hash "$pkgs" "$(cat "$HOST_CA")")" "$pkgs" - \
+    build_standin "$STANDIN_PYTHON_OLDEST" "$SUITE" "$(recipe_hash "$SUITE" "$pkgs" "$(cat "$HOST_CA")")" "$pkgs" - \
+        --change "ENV PIP_CERT=$HOST_CA" --change "ENV SSL_CERT_FILE=$HOST_CA" \
+        --change "ENV LANG=C.UTF-8" --change 'CMD ["python3"]'
+    printf '%s\n' "$STANDIN_PYTHON_OLDEST"
+}
+
+# The newest: sid's python3.$N next to (not instead of) its default python3, so `python` and `python3` are linked
+# in /usr/local/bin, first on PATH, as in the official images.
+python_newest_standin() {
+    pkgs=python$PYTHON_NEWEST,python$PYTHON_NEWEST-venv,ca-certificates
+    STANDIN_INTERPRETER=/usr/bin/python$PYTHON_NEWEST
+    build_standin "$STANDIN_PYTHON" "$NEWEST_SUITE" \
+        "$(recipe_hash "$NEWEST_SUITE" "$pkgs" "$STANDIN_INTERPRETER" "$(cat "$HOST_CA")")" "$pkgs" - \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change "ENV PIP_CERT=$HOST_CA" --change "ENV SSL_CERT_FILE=$HOST_CA" \
         --change "ENV LANG=C.UTF-8" --change 'CMD ["python3"]'
     printf '%s\n' "$STANDIN_PYTHON"
@@ -113,7 +141,7 @@ python_standin() {
 
 postgres_standin() {
     pkgs=postgresql-15
-    build_standin "$STANDIN_POSTGRES" "$(recipe_hash "$pkgs" "$(cat "$HERE/standin-postgres.sh")")" "$pkgs" \
+    build_standin "$STANDIN_POSTGRES" "$SUITE" "$(recipe_hash "$SUITE" "$pkgs" "$(cat "$HERE/standin-postgres.sh")")" "$pkgs" \
         "$HERE/standin-postgres.sh" \
         --change 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'ENV PGDATA=/var/lib/postgresql/data' --change 'ENV LANG=C.UTF-8' \
@@ -123,7 +151,7 @@ postgres_standin() {
 
 mariadb_standin() {
     pkgs=mariadb-server
-    build_standin "$STANDIN_MARIADB" "$(recipe_hash "$pkgs" "$(cat "$HERE/standin-mariadb.sh")")" "$pkgs" \
+    build_standin "$STANDIN_MARIADB" "$SUITE" "$(recipe_hash "$SUITE" "$pkgs" "$(cat "$HERE/standin-mariadb.sh")")" "$pkgs" \
         "$HERE/standin-mariadb.sh" --change 'ENV LANG=C.UTF-8' --change 'CMD ["mariadbd"]'
     printf '%s\n' "$STANDIN_MARIADB"
 }
@@ -131,18 +159,21 @@ mariadb_standin() {
 main() {
     install_packages
     start_engine
-    # The three choices (pulls or stand-in builds, mostly downloads) run side by side.
+    # The four choices (pulls or stand-in builds, mostly downloads) run side by side.
     out=$(mktemp -d)
-    choose "$OFFICIAL_PYTHON" python_standin >"$out/base" & p1=$!
-    choose "$OFFICIAL_POSTGRES" postgres_standin >"$out/postgres" & p2=$!
-    choose "$OFFICIAL_MARIADB" mariadb_standin >"$out/mariadb" & p3=$!
+    choose "$OFFICIAL_PYTHON" python_newest_standin >"$out/base" & p1=$!
+    choose "$OFFICIAL_PYTHON_OLDEST" python_oldest_standin >"$out/oldest" & p2=$!
+    choose "$OFFICIAL_POSTGRES" postgres_standin >"$out/postgres" & p3=$!
+    choose "$OFFICIAL_MARIADB" mariadb_standin >"$out/mariadb" & p4=$!
     failed=0
-    for pid in $p1 $p2 $p3; do wait "$pid" || failed=1; done
-    base=$(cat "$out/base") postgres=$(cat "$out/postgres") mariadb=$(cat "$out/mariadb")
+    for pid in $p1 $p2 $p3 $p4; do wait "$pid" || failed=1; done
+    base=$(cat "$out/base") oldest=$(cat "$out/oldest") postgres=$(cat "$out/postgres") mariadb=$(cat "$out/mariadb")
     rm -rf "$out"
-    [ "$failed" = 0 ] && [ -n "$base" ] && [ -n "$postgres" ] && [ -n "$mariadb" ] || die "could not get the base images"
+    [ "$failed" = 0 ] && [ -n "$base" ] && [ -n "$oldest" ] && [ -n "$postgres" ] && [ -n "$mariadb" ] ||
+        die "could not get the base images"
     tmp="$IMAGES_ENV.$$"
-    printf 'BASE_IMAGE=%s\nPOSTGRES_IMAGE=%s\nMARIADB_IMAGE=%s\n' "$base" "$postgres" "$mariadb" >"$tmp"
+    printf 'BASE_IMAGE=%s\nBASE_IMAGE_OLDEST=%s\nPYTHON_NEWEST=%s\nPYTHON_OLDEST=%s\nPOSTGRES_IMAGE=%s\nMARIADB_IMAGE=%s\n' \
+        "$base" "$oldest" "$PYTHON_NEWEST" "$PYTHON_OLDEST" "$postgres" "$mariadb" >"$tmp"
     mv "$tmp" "$IMAGES_ENV"
     log "images written to $IMAGES_ENV"
     cat "$IMAGES_ENV"
