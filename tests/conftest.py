@@ -8,7 +8,7 @@ import pytest
 pytest_plugins = [
     module
     for module in ("tests.fixtures.databases", "tests.fixtures.revisions", "tests.fixtures.docker",
-                   "tests.fixtures.faults")
+                   "tests.fixtures.faults", "tests.fixtures.tls")
     if (pathlib.Path(__file__).parent / "fixtures" / (module.rsplit(".", 1)[1] + ".py")).exists()
 ]
 
