@@ -23,6 +23,11 @@ volumeMounts:
     readOnly: true
   - name: alembic-sidecar-tmp
     mountPath: /tmp
+  {{- if include "alembic-sidecar.tlsFiles" . }}
+  - name: alembic-sidecar-tls
+    mountPath: {{ include "alembic-sidecar.tlsMountPath" . }}
+    readOnly: true
+  {{- end }}
   {{- if ne .Values.revisions.source "image" }}
   - name: alembic-sidecar-revisions
     mountPath: {{ .Values.revisions.dir }}

@@ -23,13 +23,11 @@
 {{- end }}
 - {name: DB_NAME, value: {{ $db.name | quote }}}
 - {name: DB_USER, value: {{ $db.user | quote }}}
-{{- with $db.sslmode }}
-- {name: DB_SSLMODE, value: {{ . | quote }}}
-{{- end }}
 - {name: DB_PASSWORD_FILE, value: {{ $secretFile | quote }}}
 {{- else }}
 - {name: DATABASE_URL_FILE, value: {{ $secretFile | quote }}}
 {{- end }}
+{{- include "alembic-sidecar.tlsEnv" . }}
 - {name: MIGRATE_VERSIONS_DIR, value: {{ .Values.revisions.dir | quote }}}
 - {name: MIGRATE_TARGET, value: {{ $m.target | quote }}}
 {{- if not (kindIs "invalid" $m.timeout) }}

@@ -11,6 +11,9 @@
 - name: alembic-sidecar-tmp
   emptyDir:
     sizeLimit: 16Mi
+{{- if include "alembic-sidecar.tlsFiles" . }}
+{{ include "alembic-sidecar.tlsVolume" . }}
+{{- end }}
 {{- if eq .Values.revisions.source "configMap" }}
 - name: alembic-sidecar-revisions
   configMap:
