@@ -7,7 +7,6 @@ import json
 import posixpath
 import re
 import shutil
-from pathlib import Path
 from typing import Any
 
 import helm_python as helm
@@ -17,7 +16,7 @@ import yaml
 from alembic_sidecar.errors import TransientFault
 from alembic_sidecar.settings import OPTIONS
 from tests.chart.chartkit import (
-    CHART_DIR, CI_VALUES, EXAMPLE_DIR, KUBE_VERSION, SCHEMA_MINORS, build_example, ci_values, kinds, kube_floor,
+    CHART_DIR, CI_VALUES, EXAMPLE_DIR, KUBE_VERSION, SCHEMA_MINORS, ci_values, kinds, kube_floor,
     minor_key, minors_from, only, pod_spec, render, schema_errors,
 )
 
@@ -31,6 +30,7 @@ EXPECTED_KINDS = {
     "init-container-copy-values": [],
     "job-host-hooks-values": ["Job", "ServiceAccount"],
     "job-literal-url-values": ["Job", "Secret"],
+    "job-tls-values": ["Job"],
     "job-url-secret-values": ["Job"],
 }
 #: Value sets that use an API younger than the chart's floor, and the minor they need (the README says so too):
@@ -38,17 +38,6 @@ EXPECTED_KINDS = {
 NEEDS_NEWER_KUBERNETES = {"image-volume-values": "1.33"}
 #: The one finding Helm's linter reports for this chart: an informational nudge to add an icon URL.
 ACCEPTED_LINT_INFO = {"icon is recommended"}
-
-
-@pytest.fixture(scope="module")
-def chart():
-    with helm.Chart.load(CHART_DIR) as loaded:
-        yield loaded
-
-
-@pytest.fixture(scope="module")
-def example_dir(tmp_path_factory) -> Path:
-    return build_example(tmp_path_factory.mktemp("example"))
 
 
 def lint_findings(report: dict[str, Any]) -> list[Any]:
@@ -192,6 +181,30 @@ BAD_VALUES = {
     "registry with a scheme": ({"image": {"registry": "https://registry.example.com"}}, "at '/image/registry'"),
     "global registry with a trailing slash": ({"global": {"imageRegistry": "mirror.example.com/"}},
                                               "at '/global/imageRegistry'"),
+    "unknown TLS mode": ({"database": {"tls": {"mode": "verify_full"}}}, "at '/database/tls/mode'"),
+    "the TLS mode where it was before": ({"database": {"sslmode": "require"}},
+                                         "at '/database': additional properties 'sslmode' not allowed"),
+    "a CA from a Secret and a ConfigMap at once": (
+        {"database": {"tls": {"ca": {"existingSecret": "db-ca", "existingConfigMap": "db-ca"}}}},
+        "at '/database/tls/ca/existingConfigMap': maxLength"),
+    "a key password without a client certificate": (
+        {"database": {"tls": {"keyPassword": {"existingSecret": "db-key-password"}}}},
+        "at '/database/tls/clientCertificate/existingSecret': minLength"),
+    "a client key without its certificate": (
+        {"database": {"tls": {"clientCertificate": {"existingSecret": "db-client", "certKey": ""}}}},
+        "at '/database/tls/clientCertificate/certKey'"),
+    "a client certificate without its key": (
+        {"database": {"tls": {"clientCertificate": {"existingSecret": "db-client", "keyKey": ""}}}},
+        "at '/database/tls/clientCertificate/keyKey'"),
+    "TLS disabled with a CA": ({"database": {"tls": {"mode": "disable", "ca": {"existingConfigMap": "db-ca"}}}},
+                               "at '/database/tls/ca/existingConfigMap': maxLength"),
+    "TLS disabled with a client certificate": (
+        {"database": {"tls": {"mode": "disable", "clientCertificate": {"existingSecret": "db-client"}}}},
+        "at '/database/tls/clientCertificate/existingSecret': maxLength"),
+    "a CA key that is no Secret key": ({"database": {"tls": {"ca": {"existingSecret": "db-ca", "key": "ca/crt"}}}},
+                                       "at '/database/tls/ca/key'"),
+    "unknown TLS key": ({"database": {"tls": {"clientCertificate": {"secretName": "db-client"}}}},
+                        "at '/database/tls/clientCertificate': additional properties 'secretName' not allowed"),
 }
 
 
@@ -306,8 +319,11 @@ def test_secret_files_named_by_file_variables_are_mounted(chart):
                 continue
             directory, filename = posixpath.split(env["value"])
             mount = next(m for m in container["volumeMounts"] if m["mountPath"] == directory)
-            items = volumes[mount["name"]]["secret"]["items"]
-            assert [i["path"] for i in items] == [filename], name
+            assert mount.get("readOnly") is True, name
+            volume = volumes[mount["name"]]
+            sources = volume["projected"]["sources"] if "projected" in volume else [volume]
+            secrets = [source["secret"] for source in sources if "secret" in source]
+            assert [i["key"] for s in secrets for i in s["items"] if i["path"] == filename], f"{name}: {filename}"
 
 
 def test_every_environment_variable_is_one_the_entrypoint_reads(rendered):
