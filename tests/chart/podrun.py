@@ -1,15 +1,18 @@
 """Run a rendered pod's containers with ``docker run``, the way a kubelet would, as far as one host allows.
 
 Each container runs exactly as rendered: image, command, args, env (literal values, and values from Secrets and
-ConfigMaps), volume mounts (Secret and ConfigMap volumes materialised as files with their items, paths and modes;
-emptyDir as a host directory shared by the pod's containers; subPath honoured), the security context (UID/GID,
-read-only root filesystem, dropped capabilities, no privilege escalation) and the termination message file.
+ConfigMaps), volume mounts (Secret, ConfigMap and projected volumes materialised as files with their items, paths
+and modes, owned by root and, as the kubelet does, by the pod's fsGroup with group read added; emptyDir as a host
+directory shared by the pod's containers; subPath honoured), the security context (UID/GID, fsGroup as a
+supplementary group, read-only root filesystem, dropped capabilities, no privilege escalation) and the termination
+message file.
 Init containers run one after another and stop the pod at the first failure; a Job pod's main container runs last.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -73,34 +76,62 @@ class Pod:
 
     # -- volumes ---------------------------------------------------------------------------------------------------
 
-    def _projection(self, name: str, data: Mapping[str, str], source: dict[str, Any]) -> Path:
-        directory = self.root / "volumes" / name
-        directory.mkdir(parents=True)
-        directory.chmod(0o755)
-        items = source.get("items") or [{"key": key, "path": key} for key in data]
-        for item in items:
+    @property
+    def fs_group(self) -> int | None:
+        return self.spec.get("securityContext", {}).get("fsGroup")
+
+    def _project(self, directory: Path, data: Mapping[str, str], items: list[dict[str, Any]] | None,
+                 default_mode: int) -> None:
+        for item in items or [{"key": key, "path": key} for key in data]:
             target = directory / item["path"]
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(data[item["key"]])  # a missing key fails here, as the kubelet would refuse
-            target.chmod(item.get("mode", source.get("defaultMode", 0o644)))
+            mode = item.get("mode", default_mode)
+            if self.fs_group is not None:
+                # The kubelet's SetVolumeOwnership on a read-only volume: group fsGroup, group read added.
+                os.chown(target, 0, self.fs_group)
+                mode |= 0o440
+            else:
+                os.chown(target, 0, 0)
+            target.chmod(mode)
+
+    def _projection(self, name: str, sources: list[tuple[Mapping[str, str], dict[str, Any]]],
+                    default_mode: int) -> Path:
+        directory = self.root / "volumes" / name
+        directory.mkdir(parents=True)
+        directory.chmod(0o755)
+        for data, source in sources:
+            self._project(directory, data, source.get("items"), default_mode)
         return directory
+
+    def _source_data(self, kind: str, source: dict[str, Any]) -> Mapping[str, str]:
+        if kind == "secret":
+            return self.cluster.secrets[source.get("secretName") or source["name"]]
+        return self.cluster.config_maps[source["name"]]
 
     def volume_dir(self, name: str) -> Path:
         if name in self._materialised:
             return self._materialised[name]
         volume = self.volumes[name]
-        if "secret" in volume:
-            source = volume["secret"]
-            path = self._projection(name, self.cluster.secrets[source["secretName"]], source)
-        elif "configMap" in volume:
-            source = volume["configMap"]
-            path = self._projection(name, self.cluster.config_maps[source["name"]], source)
+        if "secret" in volume or "configMap" in volume:
+            kind = "secret" if "secret" in volume else "configMap"
+            source = volume[kind]
+            path = self._projection(name, [(self._source_data(kind, source), source)],
+                                    source.get("defaultMode", 0o644))
+        elif "projected" in volume:
+            sources = []
+            for entry in volume["projected"]["sources"]:
+                (kind, source), = entry.items()
+                if kind not in ("secret", "configMap"):
+                    raise NotImplementedError(f"volume {name}: projected {kind} cannot run here")
+                sources.append((self._source_data(kind, source), source))
+            path = self._projection(name, sources, volume["projected"].get("defaultMode", 0o644))
         elif "emptyDir" in volume:
             path = self.root / "volumes" / name
             path.mkdir(parents=True)
             path.chmod(0o777)  # an emptyDir is world-writable, so any UID in the pod can use it
         else:
-            raise NotImplementedError(f"volume {name}: only secret, configMap and emptyDir can run here")
+            raise NotImplementedError(f"volume {name}: only secret, configMap, projected and emptyDir can run here")
         self._materialised[name] = path
         return path
 
@@ -125,6 +156,8 @@ class Pod:
         argv = []
         if "runAsUser" in context:
             argv += ["--user", f"{context['runAsUser']}:{context.get('runAsGroup', 0)}"]
+        if self.fs_group is not None:
+            argv += ["--group-add", str(self.fs_group)]  # the kubelet adds fsGroup to every container's groups
         if context.get("readOnlyRootFilesystem"):
             argv.append("--read-only")
         for capability in context.get("capabilities", {}).get("drop", []):
