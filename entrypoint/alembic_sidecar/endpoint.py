@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -24,6 +25,20 @@ DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 # URL query parameters understood per backend; anything else is refused rather than silently ignored.
 SSL_PARAMETERS = ("sslmode", "ssl", "ssl_mode", "ssl-mode")
+# TLS files and the key's password: libpq's names on PostgreSQL, SQLAlchemy's MySQL dialects' names on MySQL.
+TLS_PARAMETERS = {
+    "postgresql": {"sslrootcert": "sslrootcert", "sslcert": "sslcert", "sslkey": "sslkey",
+                   "sslpassword": "sslpassword"},
+    "mysql": {"ssl_ca": "sslrootcert", "ssl_cert": "sslcert", "ssl_key": "sslkey"},
+}
+CHECK_HOSTNAME_PARAMETER = "ssl_check_hostname"  # MySQL: verify-full (true) or verify-ca (false)
+# Where a TLS value comes from, in precedence order after the URL: the DB_* setting, then libpq's variable.
+TLS_SETTINGS = {"sslmode": ("db_sslmode", "DB_SSLMODE", "PGSSLMODE"),
+                "sslrootcert": ("db_sslrootcert", "DB_SSLROOTCERT", "PGSSLROOTCERT"),
+                "sslcert": ("db_sslcert", "DB_SSLCERT", "PGSSLCERT"),
+                "sslkey": ("db_sslkey", "DB_SSLKEY", "PGSSLKEY"),
+                "sslpassword": ("db_sslpassword", "DB_SSLPASSWORD", None)}
+VERIFYING_MODES = ("verify-ca", "verify-full")
 CREDENTIAL_PARAMETERS = ("user", "password")
 # libpq's `options`: server settings for the session, as -c name=value (or --name=value) pairs.
 SERVER_OPTIONS_PARAMETER = "options"
@@ -44,6 +59,15 @@ class Endpoint:
     sslmode: str | None = None
     # PostgreSQL server settings from libpq's `options` (-c name=value), applied to every session.
     options: tuple[tuple[str, str], ...] = ()
+    # TLS: the CA file that verifies the server (or "system"), the client certificate, its key and key password.
+    sslrootcert: str | None = None
+    sslcert: str | None = None
+    sslkey: str | None = None
+    sslpassword: str | None = field(default=None, repr=False)
+    # MySQL's ssl_check_hostname as the URL gave it; already folded into sslmode by from_settings.
+    ssl_check_hostname: bool | None = None
+    # (field, where it came from) for each TLS value, so that an error names what the user set.
+    tls_sources: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_server(self) -> bool:
@@ -51,14 +75,21 @@ class Endpoint:
 
     @property
     def masked(self) -> str:
-        """The URL as logs show it: the password replaced by ***."""
+        """The URL as logs show it: the password replaced by ***, TLS shown by its mode and file paths only."""
         if self.backend == "sqlite":
             return f"sqlite:///{self.database or ':memory:'}"
         auth = ""
         if self.user is not None:
             auth = quote(self.user, safe="") + (":***" if self.password else "") + "@"
-        query = f"?sslmode={self.sslmode}" if self.sslmode else ""
-        return f"{self.backend}://{auth}{self.host}:{self.port}/{quote(self.database or '', safe='')}{query}"
+        names = {field: name for name, field in TLS_PARAMETERS[_family(self.backend)].items()}
+        shown = [("sslmode", self.sslmode), (names["sslrootcert"], self.sslrootcert), (names["sslcert"], self.sslcert)]
+        query = "&".join(f"{name}={quote(value, safe='/')}" for name, value in shown if value)
+        return (f"{self.backend}://{auth}{self.host}:{self.port}/{quote(self.database or '', safe='')}"
+                + (f"?{query}" if query else ""))
+
+    def source_of(self, name: str) -> str:
+        """Where the TLS value ``name`` (sslrootcert, sslcert, sslkey, sslpassword, sslmode) was set."""
+        return dict(map(tuple, self.tls_sources)).get(name) or TLS_SETTINGS[name][1]
 
     def sqlalchemy_url(self) -> URL:
         """The async SQLAlchemy URL (password included): selects the dialect, and is what a user's env.py gets."""
@@ -70,8 +101,13 @@ class Endpoint:
                           query=query)
 
 
-def from_settings(settings: Settings, *, fallback_url: str | None = None) -> Endpoint:
-    """DATABASE_URL wins, then the DB_* settings, then (ALEMBIC_CONFIG mode) the ini's ``fallback_url``."""
+def from_settings(settings: Settings, *, fallback_url: str | None = None,
+                  environ: Mapping[str, str] | None = None) -> Endpoint:
+    """DATABASE_URL wins, then the DB_* settings, then (ALEMBIC_CONFIG mode) the ini's ``fallback_url``.
+
+    Each TLS value comes from the URL's parameter, else its DB_* setting, else (PostgreSQL) libpq's PGSSL* variable
+    in ``environ``.
+    """
     if settings.database_url is not None:
         endpoint = parse_url(settings.database_url.reveal(), "DATABASE_URL")
     elif settings.db_driver is not None:
@@ -81,9 +117,56 @@ def from_settings(settings: Settings, *, fallback_url: str | None = None) -> End
     else:
         raise ConfigurationError("no database URL is configured",
                                  hint="set DATABASE_URL, or DB_DRIVER with DB_HOST, DB_USER, DB_PASSWORD and DB_NAME")
-    if settings.db_sslmode and endpoint.is_server:
-        endpoint = _replace(endpoint, sslmode=settings.db_sslmode)
-    return endpoint
+    if not endpoint.is_server:
+        return endpoint
+    return _settle_tls(_with_tls_settings(endpoint, settings, os.environ if environ is None else environ))
+
+
+def _with_tls_settings(endpoint: Endpoint, settings: Settings, environ: Mapping[str, str]) -> Endpoint:
+    """The TLS values the URL left unset, from the DB_* settings, then from libpq's variables (PostgreSQL only)."""
+    changes: dict[str, object] = {}
+    sources = dict(map(tuple, endpoint.tls_sources))
+    for name, (attribute, setting, libpq_variable) in TLS_SETTINGS.items():
+        if getattr(endpoint, name) is not None:
+            continue
+        value = getattr(settings, attribute)
+        if value is not None:
+            changes[name] = value.reveal() if hasattr(value, "reveal") else value
+            sources[name] = setting
+        elif libpq_variable and endpoint.backend == "postgresql" and environ.get(libpq_variable):
+            value = environ[libpq_variable]
+            changes[name] = _sslmode(value.lower(), libpq_variable) if name == "sslmode" else value
+            sources[name] = libpq_variable
+    if not changes:
+        return endpoint
+    return _replace(endpoint, **changes, tls_sources=tuple(sources.items()))
+
+
+def _settle_tls(endpoint: Endpoint) -> Endpoint:
+    """The TLS mode the files imply, where no mode was set; contradictions refused (exit 2)."""
+    mode, check_hostname = endpoint.sslmode, endpoint.ssl_check_hostname
+    if endpoint.backend == "postgresql":
+        if endpoint.sslrootcert == "system":
+            # libpq 16: the system's roots vouch for any name, so only the full check makes sense.
+            if mode not in (None, "verify-full"):
+                raise ConfigurationError(f"sslrootcert=system ({endpoint.source_of('sslrootcert')}) needs "
+                                         f"sslmode=verify-full, got {mode} ({endpoint.source_of('sslmode')})",
+                                         hint="set sslmode=verify-full, or give the CA's file instead of system")
+            mode = "verify-full"
+        return _replace(endpoint, sslmode=mode) if mode != endpoint.sslmode else endpoint
+    # MySQL clients (PyMySQL, SQLAlchemy's dialects) verify the server as soon as a CA is given.
+    if mode is None and endpoint.sslrootcert is not None:
+        mode = "verify-ca" if check_hostname is False else "verify-full"
+    elif mode is None and endpoint.sslcert is not None:
+        mode = "require"
+    if check_hostname is not None:
+        wanted = "verify-full" if check_hostname else "verify-ca"
+        if mode != wanted:
+            raise ConfigurationError(f"{CHECK_HOSTNAME_PARAMETER}={str(check_hostname).lower()} contradicts "
+                                     f"sslmode={mode or 'unset'} ({endpoint.source_of('sslmode')})",
+                                     hint=f"{CHECK_HOSTNAME_PARAMETER} applies to a verified server: give ssl_ca "
+                                          f"and drop sslmode, or set sslmode={wanted}")
+    return _replace(endpoint, sslmode=mode) if mode != endpoint.sslmode else endpoint
 
 
 def parse_url(raw: str, source: str) -> Endpoint:
@@ -111,13 +194,12 @@ def parse_url(raw: str, source: str) -> Endpoint:
         if key in params:
             raise ConfigurationError(f"{source} sets the URL parameter {key!r} twice", hint="set it once")
         params[key] = value
-    known = set(SSL_PARAMETERS) | set(CREDENTIAL_PARAMETERS)
-    if backend == "postgresql":
-        known.add(SERVER_OPTIONS_PARAMETER)
+    tls_names = TLS_PARAMETERS[_family(backend)]
+    own = (SERVER_OPTIONS_PARAMETER,) if backend == "postgresql" else (CHECK_HOSTNAME_PARAMETER,)
+    known = set(SSL_PARAMETERS) | set(CREDENTIAL_PARAMETERS) | set(tls_names) | set(own)
     unknown = sorted(set(params) - known)
     if unknown:
-        supported = ", ".join(("sslmode",) + CREDENTIAL_PARAMETERS + (
-            (SERVER_OPTIONS_PARAMETER,) if backend == "postgresql" else ()))
+        supported = ", ".join(("sslmode", *tls_names, *CREDENTIAL_PARAMETERS, *own))
         raise ConfigurationError(f"{source} has URL parameter(s) alembic-sidecar does not understand: "
                                  f"{', '.join(unknown)}", hint=f"remove them; supported: {supported}")
     if "," in parts.netloc or not parts.hostname:
@@ -130,8 +212,28 @@ def parse_url(raw: str, source: str) -> Endpoint:
     user = unquote(parts.username) if parts.username is not None else params.get("user")
     password = unquote(parts.password) if parts.password is not None else params.get("password")
     options = _server_options(params.get(SERVER_OPTIONS_PARAMETER, ""), source)
+    tls = {field: params[name] for name, field in tls_names.items() if params.get(name)}
+    sources = tuple((field, f"{name} in {source}") for name, field in tls_names.items() if params.get(name))
+    sources += (("sslmode", f"sslmode in {source}"),) if sslmode else ()
+    check_hostname = None
+    if CHECK_HOSTNAME_PARAMETER in params:
+        check_hostname = _boolean(params[CHECK_HOSTNAME_PARAMETER], f"{CHECK_HOSTNAME_PARAMETER} in {source}")
     return Endpoint(backend, parts.hostname, port or DEFAULT_PORTS[backend], user or None, password,
-                    unquote(parts.path.lstrip("/")) or None, sslmode, options)
+                    unquote(parts.path.lstrip("/")) or None, sslmode, options, **tls,
+                    ssl_check_hostname=check_hostname, tls_sources=sources)
+
+
+def _family(backend: str) -> str:
+    return "postgresql" if backend == "postgresql" else "mysql"
+
+
+def _boolean(value: str, source: str) -> bool:
+    if value.lower() in ("true", "1", "yes", "on"):
+        return True
+    if value.lower() in ("false", "0", "no", "off"):
+        return False
+    raise ConfigurationError(f"{source} must be true or false",
+                             hint="use ssl_check_hostname=false to verify only the CA")
 
 
 def _server_options(raw: str, source: str) -> tuple[tuple[str, str], ...]:
