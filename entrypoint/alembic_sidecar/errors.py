@@ -55,7 +55,8 @@ class LockTimeout(SidecarError):
 
 
 class AccessDenied(SidecarError):
-    """The server refused the login or a privilege (wrong password, unknown user or database, missing grant)."""
+    """The server refused the login or a privilege (wrong password, unknown user or database, missing grant), or TLS
+    failed on a certificate: the server's did not verify, or the server refused ours."""
 
     exit_code = 5
     title = "authentication or permission failure"
@@ -113,7 +114,8 @@ EXIT_CODES: list[tuple[int, str, str]] = [
     (LockTimeout.exit_code, LockTimeout.title,
      "another migrator held the lock past MIGRATE_LOCK_TIMEOUT; retrying later may help"),
     (AccessDenied.exit_code, AccessDenied.title,
-     "wrong password, unknown user or database, or a missing grant; retrying will not help"),
+     "wrong password, unknown user or database, or a missing grant; or TLS: the server's certificate did not verify "
+     "(CA, host name), the server refused ours (or its absence), or the handshake failed; retrying will not help"),
     (UnknownDatabaseRevision.exit_code, UnknownDatabaseRevision.title,
      "the database is ahead of these revisions; deploy the newer image or set MIGRATE_ON_UNKNOWN_REVISION=ignore"),
     (RevisionError.exit_code, RevisionError.title,

@@ -47,6 +47,36 @@ def mysql_errno(exc: BaseException) -> int | None:
     return None
 
 
+# OpenSSL's verify codes for a certificate that is valid but not for the name (or address) connected to.
+HOST_NAME_MISMATCH = frozenset({62, 64})  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+# Alerts a server sends when it refuses the client's certificate (or the lack of one).
+CLIENT_CERTIFICATE_ALERTS = frozenset({
+    "TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_EXPIRED", "SSLV3_ALERT_CERTIFICATE_REVOKED",
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED", "TLSV1_ALERT_ACCESS_DENIED",
+})
+
+
+def tls_failure(exc: BaseException) -> tuple[str, BaseException] | None:
+    """What failed in a TLS handshake, from the exception types and OpenSSL's codes, with the exception that says it.
+
+    ``host_name`` (the server's certificate is not for this host), ``server_certificate`` (it did not verify),
+    ``client_certificate`` (the server refused ours), ``handshake`` (no common protocol, not TLS at all...), or None
+    when no TLS failure is in the chain; a TLS connection that merely broke (EOF, reset) is not one.
+    """
+    import ssl
+
+    for cause in causes(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return ("host_name" if cause.verify_code in HOST_NAME_MISMATCH else "server_certificate"), cause
+        if isinstance(cause, ssl.SSLError) and cause.reason in CLIENT_CERTIFICATE_ALERTS:
+            return "client_certificate", cause
+    for cause in causes(exc):
+        if type(cause) is ssl.SSLError and cause.reason:  # subclasses are EOFs and resets: the line broke
+            return "handshake", cause
+    return None
+
+
 def connection_broken(exc: BaseException) -> bool:
     """True when the socket itself failed: reset, refused, timed out, closed under us, or invalidated by SQLAlchemy."""
     for cause in causes(exc):

@@ -43,12 +43,14 @@ def is_secret_name(name: str) -> bool:
 def secret_values(settings: Settings) -> list[str]:
     """Every form a configured secret could take in a message, longest first.
 
-    DB_PASSWORD, the password in DATABASE_URL's userinfo and the value of each of its secret-named query parameters;
-    each as written, percent-decoded, and encoded as ``quote``, ``quote_plus`` and SQLAlchemy's URL rendering do.
+    DB_PASSWORD, DB_SSLPASSWORD (the client key's), the password in DATABASE_URL's userinfo and the value of each of
+    its secret-named query parameters (sslpassword among them); each as written, percent-decoded, and encoded as
+    ``quote``, ``quote_plus`` and SQLAlchemy's URL rendering do.
     """
     values: list[str] = []
-    if settings.db_password is not None:
-        values.append(settings.db_password.reveal())
+    for secret in (settings.db_password, settings.db_sslpassword):
+        if secret is not None:
+            values.append(secret.reveal())
     if settings.database_url is not None:
         values += _url_secrets(settings.database_url.reveal().strip())
     return secret_forms(values)

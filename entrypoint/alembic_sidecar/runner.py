@@ -80,8 +80,9 @@ class Runner:
             return self._sql(project, fallback_url)
         self.endpoint = endpoints.from_settings(settings, fallback_url=fallback_url)
         self.database = databases.module_for(self.endpoint.backend)
-        if self.endpoint.password:  # from alembic.ini perhaps, which the settings never saw
-            logs.add_secrets(secret_forms([self.endpoint.password]))
+        known = [secret for secret in (self.endpoint.password, self.endpoint.sslpassword) if secret]
+        if known:  # from alembic.ini perhaps, which the settings never saw
+            logs.add_secrets(secret_forms(known))
         # The supervisor proves the outcome with a login of its own, to the same place.
         self.reporter.send("endpoint", endpoint=dataclasses.asdict(self.endpoint))
         if command in ("upgrade", "downgrade", "check"):
@@ -226,6 +227,9 @@ class Runner:
         if self.settings.database_url is not None or self.settings.db_driver is not None:
             rendered = self.endpoint.sqlalchemy_url().render_as_string(hide_password=False)
             config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+        from .tls import hand_to_users_engines
+
+        hand_to_users_engines(self.endpoint, self.database)  # the env.py's engines log in with our TLS
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
 

@@ -11,7 +11,9 @@ import hashlib
 import ssl
 from typing import TYPE_CHECKING, Any
 
-from ..failures import Fault, connection_broken, mysql_errno
+from .. import tls
+from ..errors import AccessDenied
+from ..failures import Fault, connection_broken, mysql_errno, tls_failure
 from . import bound_socket, quote_identifier
 
 if TYPE_CHECKING:
@@ -36,6 +38,8 @@ _FAULTS = {
 
 
 def classify(exc: BaseException) -> Fault | None:
+    if tls_failure(exc) is not None:
+        return Fault.ACCESS  # a certificate refused either way (aiomysql wraps it in 2003 "can't connect")
     errno = mysql_errno(exc)
     if errno in _FAULTS:
         return _FAULTS[errno]
@@ -53,28 +57,37 @@ def lock_name(name: str, database: str | None) -> str:
     return scoped if len(scoped) <= 64 else hashlib.sha256(scoped.encode()).hexdigest()[:64]
 
 
-def ssl_context(sslmode: str | None) -> ssl.SSLContext | None:
-    """aiomysql cannot fall back from TLS to plain text, so `allow` and `prefer` mean plain text, as `disable`."""
-    if sslmode in (None, "disable", "allow", "prefer"):
-        return None
-    context = ssl.create_default_context()
-    if sslmode == "require":
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    elif sslmode == "verify-ca":
-        context.check_hostname = False
-    return context
+def tls_arguments(endpoint: Endpoint) -> dict[str, Any]:
+    """aiomysql's TLS argument: an SSLContext, or None for plain text.
+
+    aiomysql cannot fall back from TLS to plain text, so ``allow`` and ``prefer`` mean plain text, as ``disable``.
+    Without a CA file, ``verify-ca`` and ``verify-full`` verify against the image's trusted roots.
+    """
+    if endpoint.sslmode in (None, "disable", "allow", "prefer"):
+        return {"ssl": None}
+    return {"ssl": tls.context(endpoint)}
 
 
 async def connect(endpoint: Endpoint, timeout: float) -> Any:
     import aiomysql
     from pymysql.constants import CLIENT
 
-    connection = await aiomysql.connect(
-        host=endpoint.host, port=endpoint.port, user=endpoint.user or "",
-        password=wire_password(endpoint.password or ""), db=endpoint.database,
-        connect_timeout=max(1, timeout), charset="utf8mb4", ssl=ssl_context(endpoint.sslmode),
-        client_flag=CLIENT.FOUND_ROWS)  # what SQLAlchemy's dialect asks for: matched rows, not changed rows
+    context = tls_arguments(endpoint)["ssl"]
+
+    async def attempt(context: ssl.SSLContext | None) -> Any:
+        return await aiomysql.connect(
+            host=endpoint.host, port=endpoint.port, user=endpoint.user or "",
+            password=wire_password(endpoint.password or ""), db=endpoint.database,
+            connect_timeout=max(1, timeout), charset="utf8mb4", ssl=context,
+            client_flag=CLIENT.FOUND_ROWS)  # what SQLAlchemy's dialect asks for: matched rows, not changed rows
+
+    connection = await tls.login(endpoint, context, attempt, close)
+    if context is not None and not connection._secure:
+        # aiomysql logs in without TLS, silently, when the server does not offer it.
+        connection.close()
+        raise AccessDenied(f"TLS: {endpoint.host}:{endpoint.port} does not offer TLS, but sslmode={endpoint.sslmode} "
+                           f"from {endpoint.source_of('sslmode')} requires it",
+                           hint="enable TLS on the server (ssl_cert, ssl_key), or connect without sslmode and CA")
     bound_socket(connection._writer.transport.get_extra_info("socket"))
     return connection
 

@@ -10,10 +10,13 @@ taken and refuses to run.
 from __future__ import annotations
 
 import re
+import ssl
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
+from .. import tls
 from ..errors import ConfigurationError
-from ..failures import Fault, connection_broken, sqlstate
+from ..failures import Fault, connection_broken, sqlstate, tls_failure
 from . import KEEPALIVE_COUNT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, USER_TIMEOUT_MS, bound_socket, quote_identifier
 
 if TYPE_CHECKING:
@@ -58,18 +61,71 @@ def classify(exc: BaseException) -> Fault | None:
     state = sqlstate(exc)
     if state in _FAULTS:
         return _FAULTS[state]
+    if tls_failure(exc) is not None:
+        return Fault.ACCESS  # a certificate refused either way: retrying cannot help
     if (state or "").startswith("08") or connection_broken(exc):
         return Fault.UNAVAILABLE
     return None
 
 
+def tls_arguments(endpoint: Endpoint) -> dict[str, Any]:
+    """asyncpg's TLS arguments: our own SSLContext where the server must speak TLS, libpq's fallback otherwise.
+
+    ``prefer`` and ``allow`` (and no mode: libpq's default, prefer) verify nothing and may fall back to plain text
+    (or start with it): asyncpg does that dance itself when given the mode's name, and takes a client certificate
+    for it only through a DSN. libpq's own files in ~/.postgresql are used where nothing else is set, as libpq does.
+    """
+    from ..endpoint import VERIFYING_MODES
+
+    endpoint = _with_libpq_files(endpoint)
+    mode = endpoint.sslmode
+    if mode == "disable":
+        return {"ssl": False}
+    if mode in (None, "allow", "prefer"):
+        if endpoint.sslcert is None and endpoint.sslkey is None:
+            return {"ssl": mode} if mode else {}
+        tls.context(endpoint)  # a bad file is a configuration error here too, not a silent plain-text login
+        files = {"sslcert": endpoint.sslcert, "sslkey": endpoint.sslkey, "sslpassword": endpoint.sslpassword}
+        return {"ssl": mode or "prefer",
+                "dsn": "postgresql://?" + urlencode({name: value for name, value in files.items() if value})}
+    if mode in VERIFYING_MODES and endpoint.sslrootcert is None:
+        raise ConfigurationError(f"sslmode={mode} ({endpoint.source_of('sslmode')}) needs the CA certificate that "
+                                 "signed the server's",
+                                 hint="set DB_SSLROOTCERT (or sslrootcert in the URL, or PGSSLROOTCERT) to its file, "
+                                      "or sslrootcert=system for the image's trusted roots")
+    return {"ssl": tls.context(endpoint)}
+
+
+def _with_libpq_files(endpoint: Endpoint) -> Endpoint:
+    """libpq's defaults, ~/.postgresql/root.crt, postgresql.crt and postgresql.key, where they exist and nothing
+    else names a file."""
+    import os
+    from dataclasses import replace
+
+    home = os.path.expanduser("~/.postgresql")
+    found = {name: os.path.join(home, file) for name, file in (("sslrootcert", "root.crt"),
+                                                                ("sslcert", "postgresql.crt"),
+                                                                ("sslkey", "postgresql.key"))
+             if getattr(endpoint, name) is None and os.path.isfile(os.path.join(home, file))}
+    if not found:
+        return endpoint
+    sources = (*map(tuple, endpoint.tls_sources), *((name, f"libpq's default {path}") for name, path in found.items()))
+    return replace(endpoint, **found, tls_sources=sources)
+
+
 async def connect(endpoint: Endpoint, timeout: float) -> Any:
     import asyncpg
 
-    connection = await asyncpg.connect(
-        host=endpoint.host, port=endpoint.port, user=endpoint.user, password=endpoint.password,
-        database=endpoint.database, ssl=endpoint.sslmode, timeout=timeout,
-        server_settings={"application_name": APPLICATION_NAME})
+    arguments = tls_arguments(endpoint)
+
+    async def attempt(context: Any) -> Any:
+        return await asyncpg.connect(
+            host=endpoint.host, port=endpoint.port, user=endpoint.user, password=endpoint.password,
+            database=endpoint.database, timeout=timeout, server_settings={"application_name": APPLICATION_NAME},
+            **{**arguments, **({"ssl": context} if context is not None else {})})
+
+    own_context = arguments.get("ssl") if isinstance(arguments.get("ssl"), ssl.SSLContext) else None
+    connection = await tls.login(endpoint, own_context, attempt, close)
     bound_socket(connection._transport.get_extra_info("socket"))
     if endpoint.options:
         # SET, not startup parameters: a pooler in front (PgBouncer) refuses startup parameters it does not know.
