@@ -171,6 +171,14 @@ OPTIONS: tuple[Option, ...] = (
            from_file=True, metavar="NAME"),
     Option("db_sslmode", "DB_SSLMODE", "TLS mode: " + " | ".join(SSL_MODES) + ".",
            parse=_choice(SSL_MODES), from_file=True, metavar="MODE"),
+    Option("db_sslrootcert", "DB_SSLROOTCERT", "CA certificate file (PEM) that verifies the server's certificate "
+           "(sslmode verify-ca / verify-full); PostgreSQL also takes `system`, the image's trusted roots.",
+           metavar="PATH"),
+    Option("db_sslcert", "DB_SSLCERT", "Client certificate file (PEM), for servers that authenticate by "
+           "certificate.", metavar="PATH"),
+    Option("db_sslkey", "DB_SSLKEY", "Private key file (PEM) of DB_SSLCERT.", metavar="PATH"),
+    Option("db_sslpassword", "DB_SSLPASSWORD", "Password of an encrypted DB_SSLKEY. Prefer DB_SSLPASSWORD_FILE.",
+           from_file=True, secret=True, metavar="PASSWORD"),
     Option("alembic_config", "ALEMBIC_CONFIG", "Path to your own alembic.ini; its env.py runs unchanged "
            "(its sqlalchemy.url is used only when no URL is set).", metavar="PATH"),
     Option("versions_dir", "MIGRATE_VERSIONS_DIR", "Directory of revision files (bundled environment only).",
@@ -180,14 +188,6 @@ OPTIONS: tuple[Option, ...] = (
     Option("wait_timeout", "MIGRATE_WAIT_TIMEOUT", "Seconds to keep retrying the first login.",
            default=60.0, parse=_seconds(0, example="60"), metavar="SECONDS"),
     Option("lock_timeout", "MIGRATE_LOCK_TIMEOUT", "Seconds to wait for the migration lock.",
-    Option("db_sslrootcert", "DB_SSLROOTCERT", "CA certificate file (PEM) that verifies the server's certificate "
-           "(sslmode verify-ca / verify-full); PostgreSQL also takes `system`, the image's trusted roots.",
-           metavar="PATH"),
-    Option("db_sslcert", "DB_SSLCERT", "Client certificate file (PEM), for servers that authenticate by "
-           "certificate.", metavar="PATH"),
-    Option("db_sslkey", "DB_SSLKEY", "Private key file (PEM) of DB_SSLCERT.", metavar="PATH"),
-    Option("db_sslpassword", "DB_SSLPASSWORD", "Password of an encrypted DB_SSLKEY. Prefer DB_SSLPASSWORD_FILE.",
-           from_file=True, secret=True, metavar="PASSWORD"),
            default=300.0, parse=_seconds(0, example="300"), metavar="SECONDS"),
     # The server-side timeouts are sent in milliseconds, where 0 means "no limit": below 1 ms is refused.
     Option("statement_timeout", "MIGRATE_STATEMENT_TIMEOUT", "Seconds any one statement may run "
@@ -248,6 +248,10 @@ class Settings:
     db_password: Secret | None = _default("db_password")
     db_name: str | None = _default("db_name")
     db_sslmode: str | None = _default("db_sslmode")
+    db_sslrootcert: str | None = _default("db_sslrootcert")
+    db_sslcert: str | None = _default("db_sslcert")
+    db_sslkey: str | None = _default("db_sslkey")
+    db_sslpassword: Secret | None = _default("db_sslpassword")
     alembic_config: str | None = _default("alembic_config")
     versions_dir: str = _default("versions_dir")
     target: str = _default("target")
@@ -261,10 +265,6 @@ class Settings:
     allow_downgrade: bool = _default("allow_downgrade")
     on_unknown_revision: str = _default("on_unknown_revision")
     transaction_per_migration: bool = _default("transaction_per_migration")
-    db_sslrootcert: str | None = _default("db_sslrootcert")
-    db_sslcert: str | None = _default("db_sslcert")
-    db_sslkey: str | None = _default("db_sslkey")
-    db_sslpassword: Secret | None = _default("db_sslpassword")
     version_table: str = _default("version_table")
     version_table_schema: str | None = _default("version_table_schema")
     lock_name: str = _default("lock_name")
