@@ -178,13 +178,15 @@ def build_context(destination: Path) -> Path:
     ignore = (REPO / ".dockerignore").read_text()
     destination.mkdir()
     shutil.copy2(REPO / ".dockerignore", destination)
-    for name in (line[1:] for line in ignore.splitlines() if line.startswith("!")):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, destination / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
-        else:
-            shutil.copy2(source, destination / name)
+    for pattern in (line[1:] for line in ignore.splitlines() if line.startswith("!")):
+        for source in REPO.glob(pattern):
+            name = source.relative_to(REPO)
+            if source.is_dir():
+                shutil.copytree(source, destination / name,
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
+            else:
+                (destination / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, destination / name)
     return destination
 
 
@@ -209,11 +211,14 @@ def failed_build(context: Path, base: str) -> str:
     return done.stdout + done.stderr
 
 
-@pytest.mark.parametrize(("lock", "package"), [("requirements-build.lock", "setuptools"),
-                                               ("requirements.lock", "tenacity")])
-def test_a_tampered_hash_in_either_lock_fails_the_build(lock, package, base_images, tmp_path):
+@pytest.mark.parametrize(("kind", "package"), [("build", "setuptools"), ("runtime", "tenacity")])
+def test_a_tampered_hash_in_either_lock_fails_the_build(kind, package, base_images, tmp_path):
+    # Every minor's lock of that kind is tampered with: whichever the base's Python picks is.
     context = build_context(tmp_path / "context")
-    tamper_hashes(context / lock, package)
+    locks = sorted((context / "requirements").glob(f"{kind}-py3.*.lock"))
+    assert locks, f"no requirements/{kind}-py3.*.lock in the build context"
+    for lock in locks:
+        tamper_hashes(lock, package)
     output = failed_build(context, base_images.base)
     assert "do not match the hashes" in output.lower(), output[-3000:]
     assert package in output.lower(), output[-3000:]
