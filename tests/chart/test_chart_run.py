@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.chart.chartkit import CHART_DIR, REPO, build_example, pod_spec, render
+from tests.chart.chartkit import CHART_DIR, REPO, build_example, only, pod_spec, render
 from tests.chart.podrun import Cluster, Pod, finish
 from tests.fixtures.revisions import applied_counts
 
@@ -212,3 +213,82 @@ def test_default_image_source_migrates_with_revision_files_baked_into_a_derived_
 
     assert_succeeded(results)
     assert mariadb_database.revisions() == [revisions.head]
+
+
+@pytest.fixture(params=["pg_tls_server", "mariadb_tls_server"], ids=["postgresql", "mariadb"])
+def tls_server(request):
+    """A server that takes TLS logins only, and a user it logs in by client certificate alone."""
+    return request.getfixturevalue(request.param)
+
+
+def tls_job(sidecar_image: str, server, database, ca: str) -> tuple[dict, Cluster]:
+    """The Job with database.tls as the README shows it, and the Secrets and ConfigMap its pod mounts."""
+    values = image_values(sidecar_image) | {
+        "database": {"existingSecret": "app-database", "tls": {
+            "mode": "verify-full", "ca": {"existingConfigMap": "db-ca"},
+            "clientCertificate": {"existingSecret": "db-client"},
+            "keyPassword": {"existingSecret": "db-key-password"}}},
+        "revisions": {"source": "configMap", "configMap": "revisions"},
+    }
+    cluster = Cluster(
+        secrets={"app-database": {"url": server.url(database.name, server.cert_user)},
+                 "db-client": {"tls.crt": Path(server.client_cert).read_text(),
+                               "tls.key": Path(server.client_key_encrypted).read_text()},
+                 "db-key-password": {"password": server.key_password}},
+        config_maps={"db-ca": {"ca.crt": Path(ca).read_text()}, "revisions": files_of(EXAMPLE_REVISIONS)})
+    return only(render(CHART_DIR, values), "Job"), cluster
+
+
+def secret_free(results, server) -> str:
+    output = "".join(r.stdout + r.stderr + r.termination_message for r in results)
+    assert server.key_password not in output
+    assert "PRIVATE KEY" not in output
+    return output
+
+
+def test_rendered_job_verifies_the_server_and_logs_in_with_the_mounted_encrypted_client_certificate(
+        sidecar_image, tls_server, pods):
+    # The user has no password and the server takes TLS logins only: exit 0 proves the certificate, its key
+    # and the key's password reached the container as the chart mounts them, and verify-full passed with the CA.
+    with tls_server.database(owner=tls_server.cert_user) as db:
+        job, cluster = tls_job(sidecar_image, tls_server, db, tls_server.ca)
+
+        results = pods(job["spec"]["template"]["spec"], cluster, "tls").run_all()
+
+        assert_succeeded(results)
+        assert db.revisions() == [EXAMPLE_HEAD]
+        assert completion(results[-1])["applied"] == 3
+        secret_free(results, tls_server)
+
+
+def test_a_ca_that_did_not_sign_the_server_fails_the_job_at_once(sidecar_image, tls_server, pods):
+    with tls_server.database(owner=tls_server.cert_user) as db:
+        job, cluster = tls_job(sidecar_image, tls_server, db, tls_server.wrong_ca)
+
+        started = time.monotonic()
+        (result,) = pods(job["spec"]["template"]["spec"], cluster, "wrong-ca").run_all()
+
+        fail_job = next(r for r in job["spec"]["podFailurePolicy"]["rules"] if r["action"] == "FailJob")
+        assert result.returncode == 5, result.stdout + result.stderr
+        assert result.returncode in fail_job["onExitCodes"]["values"], "no retry makes the server's certificate verify"
+        assert time.monotonic() - started < 30, "refused at once, not retried for migration.waitTimeout"
+        assert "/etc/alembic-sidecar/tls/ca.crt" in result.termination_message
+        assert db.revisions() == []
+        secret_free([result], tls_server)
+
+
+def test_without_the_pods_fs_group_the_tls_files_are_unreadable_and_the_job_says_which(
+        sidecar_image, pg_tls_server, pods):
+    # What an application pod without securityContext.fsGroup gets: files owned by root, mode 0440.
+    with pg_tls_server.database(owner=pg_tls_server.cert_user) as db:
+        job, cluster = tls_job(sidecar_image, pg_tls_server, db, pg_tls_server.ca)
+        spec = job["spec"]["template"]["spec"]
+        spec = spec | {"securityContext": {k: v for k, v in spec["securityContext"].items() if k != "fsGroup"}}
+
+        (result,) = pods(spec, cluster, "no-fsgroup").run_all()
+
+        assert result.returncode == 2, result.stdout + result.stderr
+        (failed,) = [e for e in result.events() if e.get("event") == "failed"]
+        assert "cannot read" in failed["error"] and "/etc/alembic-sidecar/tls/" in failed["error"], failed
+        assert db.revisions() == []
+        secret_free([result], pg_tls_server)
