@@ -191,8 +191,8 @@ def hand_to_users_engines(endpoint: Endpoint, database: ModuleType) -> None:
     arguments = database.tls_arguments(endpoint)
 
     def swap(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
-        port = cparams.get("port") or endpoint.port
-        if cparams.get("host") != endpoint.host or str(port) != str(endpoint.port):
+        host, port = str(cparams.get("host") or ""), str(cparams.get("port") or endpoint.port)
+        if host.lower() != (endpoint.host or "").lower() or port != str(endpoint.port):
             return  # somewhere else: the env.py's own business
         for key in QUERY_KEYS:
             cparams.pop(key, None)

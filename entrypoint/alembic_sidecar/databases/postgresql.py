@@ -116,6 +116,7 @@ def _with_libpq_files(endpoint: Endpoint) -> Endpoint:
 async def connect(endpoint: Endpoint, timeout: float) -> Any:
     import asyncpg
 
+    endpoint = _with_libpq_files(endpoint)  # so that a failure names the file that was used
     arguments = tls_arguments(endpoint)
 
     async def attempt(context: Any) -> Any:
