@@ -10,10 +10,13 @@ from sqlalchemy.ext.asyncio import async_engine_from_config
 config = context.config
 # Set by alembic_sidecar.runner: configure() keywords (per-migration transactions, version table, callbacks).
 options = dict(config.attributes.get("configure_options", {}))
+# MIGRATE_METADATA, imported by alembic_sidecar: operations name unnamed constraints by its naming_convention, and
+# `alembic-sidecar drift` compares the database with it.
+target_metadata = config.attributes.get("target_metadata")
 
 
 def run_migrations(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=None, **options)
+    context.configure(connection=connection, target_metadata=target_metadata, **options)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -29,7 +32,8 @@ async def run_with_own_engine() -> None:
 
 if context.is_offline_mode():
     context.configure(url=config.attributes.get("offline_url") or config.get_main_option("sqlalchemy.url"),
-                      literal_binds=True, dialect_opts={"paramstyle": "named"}, **options)
+                      target_metadata=target_metadata, literal_binds=True, dialect_opts={"paramstyle": "named"},
+                      **options)
     with context.begin_transaction():
         context.run_migrations()
 elif config.attributes.get("connection") is not None:

@@ -16,8 +16,11 @@ from .settings import Settings
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
+    from sqlalchemy import MetaData
     from sqlalchemy.engine import Connection
 
+# The attribute that hands MIGRATE_METADATA to the bundled env.py, which passes it on as target_metadata.
+TARGET_METADATA = "target_metadata"
 
 
 def bundled_env_dir() -> str:
@@ -35,6 +38,7 @@ class Project:
     config: Config | None = None
     index: revisions.RevisionIndex | None = None
     _script: ScriptDirectory | None = field(default=None, repr=False)
+    _metadata: MetaData | None = field(default=None, repr=False)
 
     @property
     def bundled(self) -> bool:
@@ -73,6 +77,13 @@ class Project:
             self._script = script
         return self._script
 
+    @property
+    def metadata(self) -> MetaData | None:
+        """MIGRATE_METADATA, imported on first use (never by the fast no-op); None when it is not set."""
+        if self._metadata is None and self.settings.metadata is not None:
+            self._metadata = load_metadata(self.settings.metadata)
+        return self._metadata
+
     def heads(self) -> frozenset[str]:
         if self.index is not None:
             return self.index.heads
@@ -106,6 +117,10 @@ def open_project(settings: Settings) -> tuple[Project, str | None]:
         names = revisions.check_versions_dir(settings.versions_dir)
         return Project(settings, index=revisions.scan(settings.versions_dir, names)), None
     path = settings.alembic_config
+    if settings.metadata is not None:
+        raise ConfigurationError("MIGRATE_METADATA is for the bundled env.py; with ALEMBIC_CONFIG your env.py sets "
+                                 "its own target_metadata",
+                                 hint="unset MIGRATE_METADATA and set target_metadata in your env.py")
     if not os.path.isfile(path):
         raise ConfigurationError(f"ALEMBIC_CONFIG={path!r} is not a file", hint="point it at your alembic.ini")
     from alembic.config import Config
@@ -123,6 +138,54 @@ def _extend_sys_path(pythonpath: str | None) -> None:
     for entry in reversed([item for item in (pythonpath or "").split(":") if item]):
         if entry not in sys.path:
             sys.path.insert(0, entry)
+
+
+def load_metadata(reference: str) -> MetaData:
+    """The MetaData that ``module:attribute`` names: a MetaData itself, or a declarative base (its ``.metadata``)."""
+    import importlib
+
+    from sqlalchemy import MetaData
+
+    module_name, _, attribute = reference.partition(":")
+    setting = f"MIGRATE_METADATA={reference}"
+    try:
+        found: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (module_name + ".").startswith(exc.name + "."):
+            raise _import_failed(setting, module_name, exc) from None
+        raise ConfigurationError(f"{setting}: module {module_name!r} is not importable",
+                                 hint="add the directory that holds it to MIGRATE_PYTHONPATH, or install it in a "
+                                      "derived image") from None
+    except (Exception, SystemExit) as exc:  # the module's own code runs here and may raise anything
+        raise _import_failed(setting, module_name, exc) from None
+    for name in attribute.split("."):
+        try:
+            found = getattr(found, name)
+        except Exception:  # AttributeError, or a property of the user's that raises
+            raise ConfigurationError(f"{setting}: {module_name} has no attribute {attribute!r}",
+                                     hint="name the MetaData or declarative base defined in that module") from None
+    if isinstance(found, MetaData):
+        return found
+    try:
+        inner = getattr(found, "metadata", None)
+    except Exception:
+        inner = None
+    if isinstance(inner, MetaData):
+        return inner
+    raise ConfigurationError(f"{setting} is a {type(found).__name__}, not a SQLAlchemy MetaData or declarative base",
+                             hint="name a MetaData(...) or a declarative base (its .metadata is used)")
+
+
+def _import_failed(setting: str, module_name: str, exc: BaseException) -> ConfigurationError:
+    import traceback
+
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if not frame.filename.startswith("<")]
+    where = f" at {frames[-1].filename}, line {frames[-1].lineno}" if frames else ""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return ConfigurationError(f"{setting}: importing {module_name} raised {type(exc).__name__}"
+                              f"{': ' + text if text else ''}{where}",
+                              hint="fix that module or install what it imports (MIGRATE_PYTHONPATH, or a derived "
+                                   "image)")
 
 
 def check_revisions(project: Project, target: str, current: Iterable[str]) -> list[str]:
@@ -190,6 +253,7 @@ def migrate(project: Project, connection: Connection | None, destination: str, *
     options["on_version_apply"] = record
     config.attributes["configure_options"] = options
     config.attributes["connection"] = connection
+    config.attributes[TARGET_METADATA] = project.metadata if project.bundled else None
 
     def steps(revision: Any, context: Any) -> Any:
         if record not in context.on_version_apply_callbacks:
@@ -217,6 +281,8 @@ def offline_sql(project: Project, url: str, revision_range: str, version_table: 
     config.attributes["offline_url"] = url
     config.attributes["configure_options"] = {"version_table": version_table,
                                               "version_table_schema": version_table_schema}
+    # Offline SQL names constraints as the online upgrade would: by the metadata's naming_convention.
+    config.attributes[TARGET_METADATA] = project.metadata
     starting, _, destination = revision_range.rpartition(":")
     try:
         with EnvironmentContext(config, script, fn=lambda rev, ctx: script._upgrade_revs(destination, rev),

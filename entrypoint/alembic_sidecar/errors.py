@@ -77,7 +77,7 @@ class RevisionError(SidecarError):
 
 
 class PendingRevisions(SidecarError):
-    """``check`` found revisions that are not applied yet."""
+    """``check`` or ``drift`` found revisions that are not applied yet."""
 
     exit_code = 8
     title = "pending revisions"
@@ -89,6 +89,13 @@ class TransientFault(SidecarError):
     exit_code = 9
     title = "transient database fault"
     fault: object = None  # the failures.Fault behind it, where one database error was
+
+
+class SchemaDrift(SidecarError):
+    """``drift`` found differences between the database and the models' metadata."""
+
+    exit_code = 10
+    title = "schema drift"
 
 
 class Interrupted(SidecarError):
@@ -120,10 +127,15 @@ EXIT_CODES: list[tuple[int, str, str]] = [
      "the database is ahead of these revisions; deploy the newer image or set MIGRATE_ON_UNKNOWN_REVISION=ignore"),
     (RevisionError.exit_code, RevisionError.title,
      "a revision file does not load, there are several heads, or the target is unknown; fix the revision files"),
-    (PendingRevisions.exit_code, PendingRevisions.title, "`check` only: revisions are waiting to be applied"),
+    (PendingRevisions.exit_code, PendingRevisions.title,
+     "`check` and `drift` only: revisions are waiting to be applied"),
     (TransientFault.exit_code, TransientFault.title,
      "the connection was lost, the server turned read-only, a lock or deadlock timeout hit, or MIGRATE_TIMEOUT ran "
      "out; nothing half-done stays recorded; safe to retry"),
+    (SchemaDrift.exit_code, SchemaDrift.title,
+     "`drift` only: the database and your models (MIGRATE_METADATA, or your env.py's target_metadata) differ; the "
+     "`drift` log event lists each difference; write the missing revision (`alembic revision --autogenerate`) or "
+     "fix the models"),
     (SidecarError.exit_code, SidecarError.title, "a bug in alembic-sidecar; please report it with the log"),
     (130, "interrupted by SIGINT", "the current transaction was rolled back and the lock released"),
     (143, "interrupted by SIGTERM", "the current transaction was rolled back and the lock released"),

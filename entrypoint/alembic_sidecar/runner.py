@@ -6,12 +6,13 @@ import asyncio
 import dataclasses
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from . import alembic_env, databases, endpoint as endpoints, logs
+from . import alembic_env, databases, drift, endpoint as endpoints, logs
 from .alembic_env import AppliedStep, Project
 from .errors import (AccessDenied, ConfigurationError, MigrationFailed, PendingRevisions, SidecarError, Signalled,
                      TransientFault)
@@ -20,7 +21,7 @@ from .guards import RevisionEscaped, StatementWatchdog, guarded
 from .logs import get_logger
 from .redaction import secret_forms
 from .report import Reporter
-from .session import FAULT_TEXT, Session
+from .session import FAULT_TEXT, OWN_STATEMENT_BOUND, Session
 from .settings import Settings
 
 # How long past MIGRATE_STATEMENT_TIMEOUT the client waits for the server's cancel before it gives up on the socket.
@@ -85,8 +86,12 @@ class Runner:
             logs.add_secrets(secret_forms(known))
         # The supervisor proves the outcome with a login of its own, to the same place.
         self.reporter.send("endpoint", endpoint=dataclasses.asdict(self.endpoint))
-        if command in ("upgrade", "downgrade", "check"):
+        if command in ("upgrade", "downgrade", "check", "drift"):
             project.script  # noqa: B018 - import every revision file now: a broken one fails before any connection
+        if command in ("upgrade", "downgrade"):
+            project.metadata  # noqa: B018 - and MIGRATE_METADATA: a bad one fails before any connection or lock
+        elif command == "drift":
+            drift.require_metadata(project)
         self.session = Session(settings, self.endpoint, self.database, wait_timeout=self.wait_timeout,
                                lock_timeout=self.lock_timeout)
         try:
@@ -95,6 +100,8 @@ class Runner:
                 return Result("database accepts logins")
             if command in ("current", "check"):
                 return await self._inspect(project, check=command == "check")
+            if command == "drift":
+                return await self._drift(project)
             return await self._migrate(project, downgrade=command == "downgrade")
         finally:
             if self.env_thread is None or not self.env_thread.is_alive():
@@ -119,6 +126,50 @@ class Runner:
             raise alembic_env.unknown_revision_error(unknown)
         raise PendingRevisions(f"database at {_revs(current)}, revision files at {_revs(heads)}",
                                hint="run `alembic-sidecar upgrade`")
+
+    async def _drift(self, project: Project) -> Result:
+        """Compare the database with the models. No migration lock: the comparison writes nothing, and waiting for
+        (or blocking) a deployment's migration would make a CI gate hang on production; a migration that lands
+        meanwhile is caught by Alembic's own "at the heads" check when the comparison starts."""
+        session = self.session
+        assert session is not None and session.connection is not None
+        current = await session.current_revisions(before_lock=True)
+        unknown = alembic_env.check_revisions(project, "heads", current)
+        if unknown:
+            # MIGRATE_ON_UNKNOWN_REVISION=ignore does not apply: these files did not make this schema.
+            raise alembic_env.unknown_revision_error(unknown)
+        heads = project.heads()
+        if set(current) != set(heads):
+            raise PendingRevisions(f"database at {_revs(current)}, revision files at {_revs(heads)}: compare the "
+                                   "models with a database at the heads", hint="run `alembic-sidecar upgrade` first")
+        options = {"version_table": self.settings.version_table,
+                   "version_table_schema": self.settings.version_table_schema}
+        found: list[str] = []
+        try:
+            if project.bundled:
+                # The catalog reads are the sidecar's own statements: each gets their bound.
+                with StatementWatchdog(session.engine, OWN_STATEMENT_BOUND, self._watchdog_fired):
+                    found = await session.connection.run_sync(
+                        lambda sync_connection: guarded(drift.differences, project, sync_connection, options))
+            else:
+                def compare() -> None:
+                    found[:] = drift.differences(project, None)
+
+                await self._in_users_env(project, compare)
+        except (SidecarError, Signalled, asyncio.CancelledError):
+            raise
+        except BaseException as exc:
+            original = exc.original if isinstance(exc, RevisionEscaped) else exc
+            if self.watchdog_fired or self.database.classify(original) is Fault.UNAVAILABLE:
+                await session.abandon()
+            else:
+                await session.rollback_quietly()
+            raise drift.failure(original, self.database, project, timed_out=self.watchdog_fired) from None
+        if found:
+            self.log.warning("drift", differences=found, count=len(found))
+            raise drift.drift_error(found)
+        self.log.info("no_drift", revision=_revs(current))
+        return Result(f"database at the heads ({_revs(current)}) and matching the models")
 
     async def _migrate(self, project: Project, *, downgrade: bool) -> Result:
         session = self.session
@@ -217,7 +268,17 @@ class Runner:
 
     async def _run_users_env(self, project: Project, destination: str, downgrade: bool, on_step: Any,
                              on_plan: Any) -> None:
-        """The user's env.py may call asyncio.run(); run it where no event loop runs, in a daemon thread.
+        loop = asyncio.get_running_loop()
+
+        def migrate() -> None:
+            guarded(alembic_env.migrate, project, None, destination, downgrade=downgrade,
+                    on_step=lambda step, heads: loop.call_soon_threadsafe(on_step, step, heads),
+                    on_plan=lambda *plan: loop.call_soon_threadsafe(on_plan, *plan))
+
+        await self._in_users_env(project, migrate)
+
+    async def _in_users_env(self, project: Project, run_env: Callable[[], None]) -> None:
+        """The user's env.py may call asyncio.run(): ``run_env`` runs it where no event loop runs, in a daemon thread.
 
         The lock stays on our session until that thread has ended: a signal ends the whole process (the
         supervisor's child), and with it the user's sessions, before the lock session closes.
@@ -237,15 +298,10 @@ class Runner:
             if not done.done():
                 done.set_result(None) if error is None else done.set_exception(RevisionEscaped.wrap(error))
 
-        def migrate() -> None:
-            guarded(alembic_env.migrate, project, None, destination, downgrade=downgrade,
-                    on_step=lambda step, heads: loop.call_soon_threadsafe(on_step, step, heads),
-                    on_plan=lambda *plan: loop.call_soon_threadsafe(on_plan, *plan))
-
         def work() -> None:
             try:
                 try:
-                    migrate()
+                    run_env()
                 except Exception as exc:
                     if not _needs_greenlet(exc):
                         raise
@@ -254,7 +310,7 @@ class Runner:
                     # same dialect, so no second (sync) driver is needed.
                     from sqlalchemy.util.concurrency import greenlet_spawn
 
-                    asyncio.run(greenlet_spawn(migrate))
+                    asyncio.run(greenlet_spawn(run_env))
             except BaseException as exc:  # handed to the event loop, which raises it
                 loop.call_soon_threadsafe(finish, exc)
             else:

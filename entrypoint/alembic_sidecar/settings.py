@@ -12,7 +12,7 @@ from typing import Any
 
 from .errors import ConfigurationError
 
-COMMANDS = ("upgrade", "check", "current", "heads", "history", "wait", "sql", "downgrade")
+COMMANDS = ("upgrade", "check", "drift", "current", "heads", "history", "wait", "sql", "downgrade")
 DRIVERS = ("postgresql", "mysql", "mariadb", "sqlite")
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
@@ -108,6 +108,15 @@ def _identifier(raw: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", raw):
         raise _Invalid("a plain table name (letters, digits and underscores, at most 63)", "alembic_version")
     return raw
+
+
+def _object_reference(raw: str) -> str:
+    # Only its shape is checked here; the import waits for the commands that use it (never the fast no-op).
+    module, colon, attribute = raw.strip().partition(":")
+    if not colon or not all(part.isidentifier() for part in (*module.split("."), *attribute.split("."))):
+        raise _Invalid("module:attribute, a Python module and the MetaData or declarative base in it",
+                       "myapp.models:Base")
+    return f"{module}:{attribute}"
 
 
 def _text(raw: str) -> str | None:
@@ -220,6 +229,10 @@ OPTIONS: tuple[Option, ...] = (
            "each other.", default="alembic-sidecar", metavar="NAME"),
     Option("pythonpath", "MIGRATE_PYTHONPATH", "Extra import paths for revision files, separated by ':'.",
            metavar="PATHS"),
+    Option("metadata", "MIGRATE_METADATA", "Your models' SQLAlchemy MetaData or declarative base as "
+           "module:attribute (importable through MIGRATE_PYTHONPATH): the bundled env.py's target_metadata, so its "
+           "naming_convention names constraints, and what `drift` compares the database with.",
+           parse=_object_reference, metavar="MODULE:ATTR"),
     Option("log_format", "MIGRATE_LOG_FORMAT", "auto (JSON unless stdout is a terminal) | json | console.",
            default="auto", parse=_choice(("auto", "json", "console")), metavar="FORMAT"),
     Option("log_level", "MIGRATE_LOG_LEVEL", "debug | info | warning | error.",
@@ -269,6 +282,7 @@ class Settings:
     version_table_schema: str | None = _default("version_table_schema")
     lock_name: str = _default("lock_name")
     pythonpath: str | None = _default("pythonpath")
+    metadata: str | None = _default("metadata")
     log_format: str = _default("log_format")
     log_level: str = _default("log_level")
     termination_log: str = _default("termination_log")
@@ -350,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     helps = {
         "upgrade": "wait, lock and upgrade to TARGET (default command; MIGRATE_TARGET, default head)",
         "check": "exit 0 when the database is at the heads, 8 when revisions are pending",
+        "drift": "compare the database with MIGRATE_METADATA as `alembic check` does: exit 0 when they agree, "
+                 "10 when they differ",
         "current": "print the database's current revision",
         "heads": "print the head revisions of the versions directory",
         "history": "print the revision history",
@@ -369,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Commands that take no argument of their own: given alone, they need no parser.
-_BARE_COMMANDS = frozenset(("upgrade", "check", "current", "heads", "history", "wait", "sql"))
+_BARE_COMMANDS = frozenset(("upgrade", "check", "drift", "current", "heads", "history", "wait", "sql"))
 
 
 def from_environ(environ: Mapping[str, str] | None = None, argv: Sequence[str] = ()) -> Settings:

@@ -41,6 +41,7 @@ NON_DEFAULT = {
     "version_table": ("schema_history", "schema_history"),
     "lock_name": ("other-lock", "other-lock"),
     "pythonpath": ("/a:/b", "/a:/b"),
+    "metadata": ("myapp.models:Base", "myapp.models:Base"),
     "log_format": ("console", "console"),
     "log_level": ("debug", "debug"),
     "termination_log": ("/tmp/termination", "/tmp/termination"),
