@@ -77,6 +77,15 @@ def tls_failure(exc: BaseException) -> tuple[str, BaseException] | None:
     return None
 
 
+def tls_fault(exc: BaseException) -> Fault | None:
+    """ACCESS for a certificate refused either way (retrying cannot help); a handshake that failed otherwise is
+    reported at login (tls.login), so later it is a TLS record gone bad on an open connection: UNAVAILABLE."""
+    found = tls_failure(exc)
+    if found is None:
+        return None
+    return Fault.UNAVAILABLE if found[0] == "handshake" else Fault.ACCESS
+
+
 def connection_broken(exc: BaseException) -> bool:
     """True when the socket itself failed: reset, refused, timed out, closed under us, or invalidated by SQLAlchemy."""
     for cause in causes(exc):

@@ -236,3 +236,26 @@ def test_unusable_files_are_configuration_errors_that_name_the_setting(tls_mater
 def test_a_bad_client_file_is_refused_before_a_plain_text_fallback(tls_material):
     with pytest.raises(ConfigurationError, match="DB_SSLKEY"):
         context_for(tls_material, "prefer", sslcert="client_cert", sslkey="foreign_client_key")
+
+
+# --- what a TLS exception means ------------------------------------------------------------------------------------
+
+def _ssl_error(kind, reason=None, verify_code=None):
+    error = kind(1, "as OpenSSL words it")
+    error.reason, error.verify_code = reason, verify_code
+    return error
+
+
+@pytest.mark.parametrize("error, fault", [
+    (_ssl_error(ssl.SSLCertVerificationError, "CERTIFICATE_VERIFY_FAILED", 19), "access"),
+    (_ssl_error(ssl.SSLCertVerificationError, "CERTIFICATE_VERIFY_FAILED", 62), "access"),
+    (_ssl_error(ssl.SSLError, "TLSV1_ALERT_UNKNOWN_CA"), "access"),
+    (_ssl_error(ssl.SSLError, "TLSV13_ALERT_CERTIFICATE_REQUIRED"), "access"),
+    # on a connection that was open already: the line went bad, as a reset would
+    (_ssl_error(ssl.SSLError, "DECRYPTION_FAILED_OR_BAD_RECORD_MAC"), "unavailable"),
+])
+@pytest.mark.parametrize("database", [postgresql, mysql])
+def test_tls_exceptions_are_told_apart_by_type_and_openssls_codes(database, error, fault):
+    wrapped = RuntimeError("a driver's wrapper")
+    wrapped.__cause__ = error
+    assert database.classify(wrapped).value == fault

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import tls
 from ..errors import AccessDenied
-from ..failures import Fault, connection_broken, mysql_errno, tls_failure
+from ..failures import Fault, connection_broken, mysql_errno, tls_fault
 from . import bound_socket, quote_identifier
 
 if TYPE_CHECKING:
@@ -38,8 +38,9 @@ _FAULTS = {
 
 
 def classify(exc: BaseException) -> Fault | None:
-    if tls_failure(exc) is not None:
-        return Fault.ACCESS  # a certificate refused either way (aiomysql wraps it in 2003 "can't connect")
+    fault = tls_fault(exc)  # before the errno: aiomysql wraps a refused certificate in 2003 "can't connect"
+    if fault is not None:
+        return fault
     errno = mysql_errno(exc)
     if errno in _FAULTS:
         return _FAULTS[errno]

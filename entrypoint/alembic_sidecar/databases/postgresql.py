@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from .. import tls
 from ..errors import ConfigurationError
-from ..failures import Fault, connection_broken, sqlstate, tls_failure
+from ..failures import Fault, connection_broken, sqlstate, tls_fault
 from . import KEEPALIVE_COUNT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, USER_TIMEOUT_MS, bound_socket, quote_identifier
 
 if TYPE_CHECKING:
@@ -61,8 +61,9 @@ def classify(exc: BaseException) -> Fault | None:
     state = sqlstate(exc)
     if state in _FAULTS:
         return _FAULTS[state]
-    if tls_failure(exc) is not None:
-        return Fault.ACCESS  # a certificate refused either way: retrying cannot help
+    fault = tls_fault(exc)
+    if fault is not None:
+        return fault
     if (state or "").startswith("08") or connection_broken(exc):
         return Fault.UNAVAILABLE
     return None
