@@ -22,6 +22,23 @@ if TYPE_CHECKING:
     from ..endpoint import Endpoint
     from ..settings import Settings
 
+
+
+def _give_the_driver_a_login_name() -> None:
+    """aiomysql calls getpass.getuser() when imported, and on Python 3.13+ that raises OSError for a UID with no
+    passwd entry (OpenShift's arbitrary UIDs, the image's 10001), which aiomysql does not catch. getpass reads
+    $USER first: set it before anything imports the driver (this module, SQLAlchemy's dialect, a user's env.py)."""
+    import getpass
+    import os
+
+    try:
+        getpass.getuser()
+    except (KeyError, OSError):
+        os.environ.setdefault("USER", "alembic-sidecar")
+
+
+_give_the_driver_a_login_name()
+
 TRANSACTIONAL_DDL = False
 # Seconds the server keeps a silent session (and its lock) before it ends it.
 WAIT_TIMEOUT = 60
