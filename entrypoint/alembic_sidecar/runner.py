@@ -23,6 +23,7 @@ from .redaction import secret_forms
 from .report import Reporter
 from .session import FAULT_TEXT, OWN_STATEMENT_BOUND, Session
 from .settings import Settings
+from .users_sessions import UsersSessions
 
 # How long past MIGRATE_STATEMENT_TIMEOUT the client waits for the server's cancel before it gives up on the socket.
 CANCEL_MARGIN = 10.0
@@ -58,6 +59,7 @@ class Runner:
         self.last_applied: str | None = None
         self.watchdog_fired = False
         self.env_thread: threading.Thread | None = None
+        self.users_sessions: UsersSessions | None = None
 
     # -- commands --------------------------------------------------------------------------------------------
     async def run(self) -> Result:
@@ -280,14 +282,16 @@ class Runner:
     async def _in_users_env(self, project: Project, run_env: Callable[[], None]) -> None:
         """The user's env.py may call asyncio.run(): ``run_env`` runs it where no event loop runs, in a daemon thread.
 
-        The lock stays on our session until that thread has ended: a signal ends the whole process (the
-        supervisor's child), and with it the user's sessions, before the lock session closes.
+        Its sessions get the run's timeouts and liveness bounds as they connect (UsersSessions). The lock stays on
+        our session until that thread has ended: on a signal, ``interrupt`` ends those sessions on the server
+        first, and the lock goes only with this process.
         """
         assert self.endpoint is not None and self.session is not None
         config = project.alembic_config()
-        if self.settings.database_url is not None or self.settings.db_driver is not None:
-            rendered = self.endpoint.sqlalchemy_url().render_as_string(hide_password=False)
-            config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+        # Always the URL of the driver this image ships, even when it came from the ini: `alembic init` users write
+        # postgresql:// (psycopg) or mysql+pymysql://, which would otherwise need a second driver in the image.
+        rendered = self.endpoint.sqlalchemy_url().render_as_string(hide_password=False)
+        config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
         from .tls import hand_to_users_engines
 
         hand_to_users_engines(self.endpoint, self.database)  # the env.py's engines log in with our TLS
@@ -316,12 +320,16 @@ class Runner:
             else:
                 loop.call_soon_threadsafe(finish, None)
 
-        self.env_thread = threading.Thread(target=work, name="alembic-env", daemon=True)
-        self.env_thread.start()
-        while not done.done():
-            await asyncio.wait([done], timeout=HEARTBEAT_EVERY)
-            if not done.done():
-                await self.session.heartbeat()
+        is_mariadb = bool(getattr(self.session.connection.dialect, "is_mariadb", False))
+        self.users_sessions = UsersSessions(self.database, self.database.users_session_settings(
+            self.settings, self.endpoint, is_mariadb=is_mariadb))
+        with self.users_sessions:
+            self.env_thread = threading.Thread(target=work, name="alembic-env", daemon=True)
+            self.env_thread.start()
+            while not done.done():
+                await asyncio.wait([done], timeout=HEARTBEAT_EVERY)
+                if not done.done():
+                    await self.session.heartbeat()
         done.result()
 
     def _migration_failure(self, project: Project, exc: BaseException) -> SidecarError:
@@ -405,21 +413,20 @@ class Runner:
         if not self.migrating or self.session is None:
             return
         if self.settings.alembic_config is not None:
-            return  # the user's env.py migrates on sessions of its own, which end with this process
+            # The user's env.py migrates on sessions of its own: end them on the server before the lock can go.
+            if self.users_sessions is not None:
+                await self.session.kill(self.users_sessions.running())
+            return
         await self.session.kill()
 
 
 def _refuse_what_a_users_env_would_drop(settings: Settings) -> None:
-    """A user's env.py opens its own sessions: settings meant for ours would silently do nothing there."""
-    dropped = [name for name, value in (("MIGRATE_STATEMENT_TIMEOUT", settings.statement_timeout),
-                                        ("MIGRATE_DDL_LOCK_TIMEOUT", settings.ddl_lock_timeout),
-                                        ("MIGRATE_DDL_LOCK_RETRIES", settings.ddl_lock_retries or None))
-               if value is not None]
-    if dropped:
-        raise ConfigurationError(f"{' and '.join(dropped)} cannot reach the sessions of your own env.py "
-                                 "(ALEMBIC_CONFIG)",
-                                 hint="set statement_timeout / lock_timeout in your env.py's connection, or unset "
-                                      "them")
+    """A user's env.py decides its own transactions: a revision cannot be retried from outside them."""
+    if settings.ddl_lock_retries:
+        raise ConfigurationError("MIGRATE_DDL_LOCK_RETRIES cannot retry a revision inside your own env.py's "
+                                 "transactions (ALEMBIC_CONFIG)",
+                                 hint="unset it; MIGRATE_DDL_LOCK_TIMEOUT still bounds the wait (exit 9, safe to "
+                                      "retry the whole run)")
 
 
 def revisions_file(exc: BaseException, project: Project) -> str | None:

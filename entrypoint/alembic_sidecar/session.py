@@ -89,10 +89,10 @@ class Session:
         self.engine, deadline = waiting.create_engine(self.endpoint, self.database, prepare)
         self.connection = await waiting.connect(self.engine, deadline, self.endpoint, self.database,
                                                 self.wait_timeout)
-        if self.endpoint.is_server:
-            query = "SELECT pg_backend_pid()" if self.endpoint.backend == "postgresql" else "SELECT CONNECTION_ID()"
+        if self.database.BACKEND_ID_QUERY is not None:
             try:
-                self.backend_id = (await self.bounded(self.connection.execute(text(query)))).scalar()
+                self.backend_id = (await self.bounded(self.connection.execute(
+                    text(self.database.BACKEND_ID_QUERY)))).scalar()
                 await self.connection.commit()
             except _PASS_THROUGH:
                 raise
@@ -214,16 +214,19 @@ class Session:
             pass
         self.locked = False  # the lock went with the session (or with the file descriptor at exit)
 
-    async def kill(self) -> None:
-        """End our session from a second login: the server rolls its transaction back and frees the lock."""
-        statement = self.database.kill_statement(self.backend_id) if self.backend_id is not None else None
-        if statement is None:
+    async def kill(self, backend_ids: list[int] | None = None) -> None:
+        """End our session (or ``backend_ids``) from a second login: the server rolls back and frees the locks."""
+        if backend_ids is None:
+            backend_ids = [self.backend_id] if self.backend_id is not None else []
+        statements = [statement for statement in map(self.database.kill_statement, backend_ids) if statement]
+        if not statements:
             return
         try:
             async with asyncio.timeout(3):
                 killer = await self.database.connect(self.endpoint, 2.0)
                 try:
-                    await _execute_raw(killer, statement)
+                    for statement in statements:
+                        await _execute_raw(killer, statement)
                 finally:
                     await self.database.close(killer)
         except Exception as exc:  # the socket closing on exit still ends the session, only later

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +11,9 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.fixtures.revisions import applied_counts
+from tests.fixtures.revisions import SLOW_SECONDS_ENV, applied_counts
 
-from .conftest import assert_clean_failure, assert_exit
+from .conftest import assert_clean_failure, assert_exit, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -423,14 +424,130 @@ def test_alembic_config_mode_names_a_failing_env_py_instead_of_a_revision(pg_dat
     assert pg_database.revisions() == []
 
 
-@pytest.mark.parametrize("name", ["MIGRATE_STATEMENT_TIMEOUT", "MIGRATE_DDL_LOCK_TIMEOUT", "MIGRATE_DDL_LOCK_RETRIES"])
-def test_alembic_config_mode_refuses_timeouts_its_env_py_would_never_see(pg_database, alembic_project, revisions,
-                                                                         sidecar, name):
+def test_alembic_config_mode_refuses_ddl_lock_retries_it_cannot_perform(pg_database, alembic_project, revisions,
+                                                                         sidecar):
     _project_revisions(alembic_project, revisions)
     result = sidecar.run(env={"ALEMBIC_CONFIG": str(alembic_project / "alembic.ini"),
-                              "DATABASE_URL": pg_database.url, "MIGRATE_VERSIONS_DIR": None, name: "3"})
-    assert_clean_failure(result, 2, name, "env.py")
+                              "DATABASE_URL": pg_database.url, "MIGRATE_VERSIONS_DIR": None,
+                              "MIGRATE_DDL_LOCK_RETRIES": "3"})
+    assert_clean_failure(result, 2, "MIGRATE_DDL_LOCK_RETRIES", "env.py")
     assert pg_database.tables() == []
+
+
+@pytest.mark.parametrize("template", ["alembic_project", "sync_alembic_project"])
+@pytest.mark.parametrize("fixture", ["pg_database", "mariadb_database"])
+def test_statement_timeout_reaches_the_sessions_of_a_users_env_py(request, revisions, sidecar, template, fixture):
+    database = request.getfixturevalue(fixture)
+    project = request.getfixturevalue(template)
+    own = _project_revisions(project, revisions)
+    slow = own.slow(30)
+    result = sidecar.run(env={"ALEMBIC_CONFIG": str(project / "alembic.ini"), "DATABASE_URL": database.url,
+                              "MIGRATE_VERSIONS_DIR": None, "MIGRATE_STATEMENT_TIMEOUT": "1"}, timeout=60)
+    assert_clean_failure(result, 1, slow)
+    assert result.duration < 20, f"{result.duration:.1f}s: the 30 s statement was not cut at 1 s"
+
+
+def test_ddl_lock_timeout_reaches_the_sessions_of_a_users_env_py(pg_database, alembic_project, revisions, sidecar):
+    own = _project_revisions(alembic_project, revisions)
+    own.add('    op.execute("ALTER TABLE busy ADD COLUMN added INTEGER")\n')
+    holder = pg_database.session()
+    try:
+        holder.execute("CREATE TABLE busy (id INTEGER)")
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE busy IN ACCESS EXCLUSIVE MODE")
+        result = sidecar.run(env={"ALEMBIC_CONFIG": str(alembic_project / "alembic.ini"),
+                                  "DATABASE_URL": pg_database.url, "MIGRATE_VERSIONS_DIR": None,
+                                  "MIGRATE_DDL_LOCK_TIMEOUT": "1"}, timeout=60)
+    finally:
+        holder.close()
+    assert_clean_failure(result, 9, "lock")
+    assert result.duration < 20
+    assert pg_database.revisions() == []
+
+
+def test_url_options_reach_the_sessions_of_a_users_env_py(pg_database, alembic_project, revisions, sidecar):
+    """libpq's options=-csearch_path=app: the user's env.py creates its tables in that schema too."""
+    pg_database.execute("CREATE SCHEMA app")
+    own = _project_revisions(alembic_project, revisions)
+    result = sidecar.run(env={"ALEMBIC_CONFIG": str(alembic_project / "alembic.ini"),
+                              "DATABASE_URL": pg_database.url + "?options=-csearch_path%3Dapp",
+                              "MIGRATE_VERSIONS_DIR": None})
+    assert_exit(result, 0)
+    in_app = {row[0] for row in pg_database.rows(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'app'")}
+    assert own.tables_for(own.logged) <= in_app, in_app
+
+
+@pytest.mark.parametrize("fixture", ["pg_database", "mariadb_database"])
+def test_alembic_config_mode_custom_env_py_imports_the_applications_models(request, alembic_project, revisions,
+                                                                           sidecar, tmp_path, fixture):
+    """An env.py that imports the application's models (target_metadata), found through MIGRATE_PYTHONPATH."""
+    database = request.getfixturevalue(fixture)
+    app = tmp_path / "app-src" / "shop"
+    app.mkdir(parents=True)
+    (app / "__init__.py").write_text("")
+    (app / "models.py").write_text(
+        "import sqlalchemy as sa\n\nmetadata = sa.MetaData()\n"
+        "orders = sa.Table('orders', metadata, sa.Column('id', sa.Integer, primary_key=True))\n")
+    env_py = alembic_project / "migrations" / "env.py"
+    text = env_py.read_text()
+    assert "target_metadata = None" in text
+    env_py.write_text("from shop.models import metadata as shop_metadata\n"
+                      + text.replace("target_metadata = None", "target_metadata = shop_metadata"))
+    own = _project_revisions(alembic_project, revisions)
+    own.add("    from shop.models import orders\n    orders.create(op.get_bind())\n")
+    result = sidecar.run(env={"ALEMBIC_CONFIG": str(alembic_project / "alembic.ini"), "DATABASE_URL": database.url,
+                              "MIGRATE_VERSIONS_DIR": None, "MIGRATE_PYTHONPATH": str(tmp_path / "app-src")})
+    assert_exit(result, 0)
+    assert "orders" in database.tables()
+    assert database.revisions() == [own.head]
+
+
+@pytest.mark.parametrize("fixture, scheme", [("pg_database", "postgresql"), ("mariadb_database", "mysql+pymysql")])
+def test_alembic_config_mode_sync_project_with_its_url_only_in_the_ini(request, sync_alembic_project, revisions,
+                                                                       sidecar, fixture, scheme):
+    """`alembic init` plus a sync URL in alembic.ini, as its users write it: no psycopg2 or PyMySQL is needed."""
+    database = request.getfixturevalue(fixture)
+    own = _project_revisions(sync_alembic_project, revisions)
+    ini = sync_alembic_project / "alembic.ini"
+    url = database.url_with(scheme).replace("%", "%%")
+    ini.write_text("\n".join(f"sqlalchemy.url = {url}" if line.startswith("sqlalchemy.url") else line
+                             for line in ini.read_text().splitlines()) + "\n")
+    result = sidecar.run(env={"ALEMBIC_CONFIG": str(ini), "MIGRATE_VERSIONS_DIR": None})
+    assert_at_head(database, own, result)
+
+
+def _advisory_locks_held(db) -> int:
+    return db.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+
+
+@pytest.mark.parametrize("template", ["alembic_project", "sync_alembic_project"])
+def test_sigterm_during_a_users_env_py_migration_keeps_the_lock_until_it_stopped(request, pg_database, revisions,
+                                                                                sidecar, tmp_path, template):
+    """The lock is held for as long as the user's env.py may run DDL; SIGTERM rolls its transaction back first."""
+    project = request.getfixturevalue(template)
+    own = _project_revisions(project, revisions)
+    marker = tmp_path / "slow-started"
+    slow = own.slow(60, marker)
+    env = {"ALEMBIC_CONFIG": str(project / "alembic.ini"), "DATABASE_URL": pg_database.url,
+           "MIGRATE_VERSIONS_DIR": None}
+    running = sidecar.start(env=env)
+    wait_until(marker.exists, 30, what="the slow revision to start")
+    sleeping = ("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%' AND state = 'active'")
+    wait_until(lambda: pg_database.scalar(sleeping) == 1, 10, what="pg_sleep to run")
+    assert _advisory_locks_held(pg_database) == 1, "the user's env.py runs DDL without the migration lock"
+    running.send(signal.SIGTERM)
+    result = running.wait(30)
+    assert_exit(result, 143)
+    assert "Traceback" not in result.output
+    # The generated env.py runs the whole upgrade in one transaction: nothing of it stays.
+    assert pg_database.revisions() == []
+    assert f"t_{slow}" not in pg_database.tables()
+    wait_until(lambda: pg_database.scalar(sleeping) == 0 and _advisory_locks_held(pg_database) == 0, 5,
+               what="the statement to be cancelled and the lock released")
+    again = sidecar.run(env={**env, SLOW_SECONDS_ENV: "0", "MIGRATE_LOCK_TIMEOUT": "5"}, timeout=60)
+    assert_exit(again, 0)
+    assert pg_database.revisions() == [own.head]
 
 
 @pytest.mark.parametrize("table", ["AlembicVersion", "user"])

@@ -13,6 +13,9 @@ Every module offers the same names, so the runner never asks which database it t
 - ``lock(connection, settings, endpoint)``: the migration lock, an object with ``try_acquire``, ``release``,
   ``description``.
 - ``kill_statement(backend_id)``: how another session ends ours on the server (None: cannot).
+- ``BACKEND_ID_QUERY``: the statement that gives a session's id for ``kill_statement`` (None: no server).
+- ``users_session_settings(settings, endpoint, is_mariadb)``: what each session a user's env.py opens gets
+  (ALEMBIC_CONFIG): the timeouts and bounds our own session has.
 - ``make_durable(connection)``: a final synchronous commit where commits were made asynchronous.
 - ``classify(exc)``: the :class:`~alembic_sidecar.failures.Fault` an exception reports, or None.
 - ``TRANSACTIONAL_DDL``: whether a failed revision's DDL really rolls back.

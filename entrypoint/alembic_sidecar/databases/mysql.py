@@ -178,3 +178,13 @@ def kill_statement(backend_id: int) -> tuple[str, dict[str, int]]:
 
 async def make_durable(connection: AsyncConnection) -> None:
     return None
+
+
+# How a session names itself, so that another session can end it (kill_statement).
+BACKEND_ID_QUERY = "SELECT CONNECTION_ID()"
+
+
+def users_session_settings(settings: Settings, endpoint: Endpoint, *, is_mariadb: bool) -> list[str]:
+    """What a user's env.py session gets on connect: the idle bound and the timeouts our own session has."""
+    return [f"SET SESSION wait_timeout = {WAIT_TIMEOUT}",
+            *migration_settings(settings, is_mariadb=is_mariadb, bundled=False)]

@@ -300,3 +300,19 @@ async def make_durable(connection: AsyncConnection) -> None:
     await connection.execute(text("SET synchronous_commit = on"))
     await connection.execute(text("SELECT txid_current()"))  # a transaction id makes the commit flush
     await connection.commit()
+
+
+# How a session names itself, so that another session can end it (kill_statement).
+BACKEND_ID_QUERY = "SELECT pg_backend_pid()"
+
+
+def users_session_settings(settings: Settings, endpoint: Endpoint, *, is_mariadb: bool) -> list[str]:
+    """What a user's env.py session gets on connect: our liveness bounds, the URL's `options`, the timeouts."""
+    statements = [f"SET tcp_keepalives_idle = {KEEPALIVE_IDLE}", f"SET tcp_keepalives_interval = {KEEPALIVE_INTERVAL}",
+                  f"SET tcp_keepalives_count = {KEEPALIVE_COUNT}",
+                  # Settings newer servers have; older ones skip them (undefined_object) instead of failing.
+                  "DO $$BEGIN PERFORM set_config('tcp_user_timeout', '" + str(USER_TIMEOUT_MS) + "', false); "
+                  "PERFORM set_config('client_connection_check_interval', '2000', false); "
+                  "EXCEPTION WHEN undefined_object THEN NULL; END$$"]
+    statements += [f"SELECT set_config({_literal(name)}, {_literal(value)}, false)" for name, value in endpoint.options]
+    return statements + migration_settings(settings, is_mariadb=is_mariadb, bundled=False)

@@ -121,6 +121,14 @@ def kill_statement(backend_id: int) -> None:
     return None
 
 
+# A file, not a server: the user's sessions end with this process, there is nothing to end them from outside.
+BACKEND_ID_QUERY = None
+
+
+def users_session_settings(settings: Settings, endpoint: Endpoint, *, is_mariadb: bool) -> list[str]:
+    return migration_settings(settings, is_mariadb=is_mariadb, bundled=False)
+
+
 async def make_durable(connection: AsyncConnection) -> None:
     return None
 
