@@ -6,9 +6,11 @@
 #   runtime-py3.X.lock  pyproject.toml's dependencies: what the image installs on CPython 3.X;
 #   build-py3.X.lock    build.in (pip, setuptools): the image's builder-stage tools on 3.X;
 #   dev-py3.X.lock      the dependencies plus the `test` extra: the test suite's virtual environment on 3.X.
-# Each lock is resolved for its own Python (markers evaluated for 3.X) and carries the hash of every file of every
-# pinned release, so one lock serves every platform. A lock that does not exist yet starts from the one of the
-# previous minor, so a new Python gets the pins the others have unless it needs others.
+# Each lock is resolved for its own Python (markers evaluated for 3.X) from wheels alone: a release without a wheel
+# for 3.X on glibc 2.36 (bookworm's, the oldest of any supported base) is passed over, as the image build takes no
+# sdist. It carries the hash of every file of every pinned release, so one lock serves every architecture
+# (tests/unit/test_locks.py installs each one, hash-checked, on x86_64 and aarch64). A lock that does not exist yet
+# starts from the one of the previous minor, so a new Python gets the pins the others have unless it needs others.
 # uv must be on PATH (`pipx install uv`, or `pip install uv` into any virtual environment), or named by $UV.
 set -eu
 
@@ -33,7 +35,8 @@ for version in $SUPPORTED; do
             build) set -- requirements/build.in ;;
             dev) set -- pyproject.toml --extra test ;;
         esac
-        "$UV" pip compile --quiet "$@" --python-version "$version" --generate-hashes \
+        "$UV" pip compile --quiet "$@" --python-version "$version" --python-platform x86_64-manylinux_2_36 \
+            --only-binary :all: --generate-hashes \
             --custom-compile-command "sh requirements/lock.sh (CPython $version)" --output-file "$lock" $extra
     done
     previous=$version
