@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import random
 import threading
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -303,6 +304,9 @@ class Runner:
                 done.set_result(None) if error is None else done.set_exception(RevisionEscaped.wrap(error))
 
         def work() -> None:
+            # A sync env.py's first connect on the async driver is closed unawaited (MissingGreenlet, below): its
+            # RuntimeWarning would be printed raw on stderr, the one line of the run that is not JSON.
+            warnings.filterwarnings("ignore", r"coroutine '.*' was never awaited", RuntimeWarning)
             try:
                 try:
                     run_env()

@@ -350,6 +350,7 @@ def test_alembic_config_mode_runs_a_sync_env_py_on_the_async_driver(request, syn
                               "DATABASE_URL": database.url, "MIGRATE_VERSIONS_DIR": None})
     assert_at_head(database, own, result)
     assert [event["revision"] for event in result.named("revision_applied")] == own.ids
+    assert "never awaited" not in result.output, "the failed first connect's warning leaked to stderr"
     again = sidecar.run(env={"ALEMBIC_CONFIG": str(sync_alembic_project / "alembic.ini"),
                              "DATABASE_URL": database.url, "MIGRATE_VERSIONS_DIR": None})
     assert_exit(again, 0)
