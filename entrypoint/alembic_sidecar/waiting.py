@@ -110,7 +110,7 @@ def classify_login_failure(exc: BaseException, endpoint: Endpoint, database: Mod
     fault = database.classify(exc)
     if fault is Fault.ACCESS:
         return AccessDenied(f"{endpoint.masked} refused the login: {reason}",
-                            hint="check the user, password, database name and grants")
+                            hint="check the user, password (or client certificate), database name and grants")
     if fault is Fault.UNAVAILABLE:
         return DatabaseUnreachable(f"{endpoint.masked} did not accept a login within {timeout:g} s ({reason})",
                                    hint="check host, port and network, or raise MIGRATE_WAIT_TIMEOUT")
