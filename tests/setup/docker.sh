@@ -4,9 +4,11 @@
 #   2. start dockerd in the background when no engine answers;
 #   3. choose the base images: the official ones when they are present or `docker pull` works, otherwise local
 #      stand-ins built from Debian packages with mmdebstrap + `docker import` (cached: built once per recipe);
-#      two Python bases: the newest supported CPython (the Dockerfile's default) and the oldest (3.11);
+#      two Python bases: the newest supported CPython (the Dockerfile's default) and the oldest (3.11), and one with a
+#      CPython older than that, which the Dockerfile must refuse;
 #   4. write the choice as KEY=value lines to $SIDECAR_IMAGES_ENV (also a `docker-compose --env-file`) and print it:
-#      BASE_IMAGE (newest), BASE_IMAGE_OLDEST, PYTHON_NEWEST and PYTHON_OLDEST (minors), POSTGRES_IMAGE, MARIADB_IMAGE.
+#      BASE_IMAGE (newest), BASE_IMAGE_OLDEST, PYTHON_NEWEST and PYTHON_OLDEST (minors), BASE_IMAGE_UNSUPPORTED,
+#      POSTGRES_IMAGE, MARIADB_IMAGE.
 # Exits non-zero when no working engine can be had; tests on CI (CI=true) then fail instead of skipping.
 set -eu
 
@@ -20,15 +22,19 @@ SUITE=bookworm
 PYTHON_OLDEST=3.11
 PYTHON_NEWEST=3.15
 NEWEST_SUITE=sid
+# bullseye's python3 is 3.9: a real CPython below the range.
+UNSUPPORTED_SUITE=bullseye
 # minbase is what debian:bookworm-slim (under the official images) holds: apt, libstdc++ (greenlet needs it), no docs.
 VARIANT=minbase
 # Official images (used when they can be had) and the tags of their local stand-ins.
 OFFICIAL_PYTHON=${SIDECAR_OFFICIAL_PYTHON:-python:$PYTHON_NEWEST-slim-trixie}
 OFFICIAL_PYTHON_OLDEST=${SIDECAR_OFFICIAL_PYTHON_OLDEST:-python:$PYTHON_OLDEST-slim-trixie}
+OFFICIAL_PYTHON_UNSUPPORTED=${SIDECAR_OFFICIAL_PYTHON_UNSUPPORTED:-python:3.10-slim-trixie}
 OFFICIAL_POSTGRES=${SIDECAR_OFFICIAL_POSTGRES:-postgres:15}
 OFFICIAL_MARIADB=${SIDECAR_OFFICIAL_MARIADB:-mariadb:10.11}
 STANDIN_PYTHON=alembic-sidecar-standin/python:$PYTHON_NEWEST
 STANDIN_PYTHON_OLDEST=alembic-sidecar-standin/python:$PYTHON_OLDEST
+STANDIN_PYTHON_UNSUPPORTED=alembic-sidecar-standin/python:3.9
 STANDIN_POSTGRES=alembic-sidecar-standin/postgres:15
 STANDIN_MARIADB=alembic-sidecar-standin/mariadb:10.11
 HOST_CA=/etc/ssl/certs/ca-certificates.crt
@@ -126,6 +132,14 @@ python_oldest_standin() {
     printf '%s\n' "$STANDIN_PYTHON_OLDEST"
 }
 
+# Below the range: only the build's first step runs on it.
+python_unsupported_standin() {
+    pkgs=python3,python-is-python3
+    build_standin "$STANDIN_PYTHON_UNSUPPORTED" "$UNSUPPORTED_SUITE" "$(recipe_hash "$UNSUPPORTED_SUITE" "$pkgs")" \
+        "$pkgs" - --change "ENV LANG=C.UTF-8" --change 'CMD ["python3"]'
+    printf '%s\n' "$STANDIN_PYTHON_UNSUPPORTED"
+}
+
 # The newest: sid's python3.$N next to (not instead of) its default python3, so `python` and `python3` are linked
 # in /usr/local/bin, first on PATH, as in the official images.
 python_newest_standin() {
@@ -159,21 +173,27 @@ mariadb_standin() {
 main() {
     install_packages
     start_engine
-    # The four choices (pulls or stand-in builds, mostly downloads) run side by side.
+    # The five choices (pulls or stand-in builds, mostly downloads) run side by side.
     out=$(mktemp -d)
     choose "$OFFICIAL_PYTHON" python_newest_standin >"$out/base" & p1=$!
     choose "$OFFICIAL_PYTHON_OLDEST" python_oldest_standin >"$out/oldest" & p2=$!
-    choose "$OFFICIAL_POSTGRES" postgres_standin >"$out/postgres" & p3=$!
-    choose "$OFFICIAL_MARIADB" mariadb_standin >"$out/mariadb" & p4=$!
+    choose "$OFFICIAL_PYTHON_UNSUPPORTED" python_unsupported_standin >"$out/unsupported" & p3=$!
+    choose "$OFFICIAL_POSTGRES" postgres_standin >"$out/postgres" & p4=$!
+    choose "$OFFICIAL_MARIADB" mariadb_standin >"$out/mariadb" & p5=$!
     failed=0
-    for pid in $p1 $p2 $p3 $p4; do wait "$pid" || failed=1; done
-    base=$(cat "$out/base") oldest=$(cat "$out/oldest") postgres=$(cat "$out/postgres") mariadb=$(cat "$out/mariadb")
-    rm -rf "$out"
-    [ "$failed" = 0 ] && [ -n "$base" ] && [ -n "$oldest" ] && [ -n "$postgres" ] && [ -n "$mariadb" ] ||
-        die "could not get the base images"
+    for pid in $p1 $p2 $p3 $p4 $p5; do wait "$pid" || failed=1; done
+    for name in base oldest unsupported postgres mariadb; do
+        [ -s "$out/$name" ] || failed=1
+    done
+    [ "$failed" = 0 ] || die "could not get the base images"
     tmp="$IMAGES_ENV.$$"
-    printf 'BASE_IMAGE=%s\nBASE_IMAGE_OLDEST=%s\nPYTHON_NEWEST=%s\nPYTHON_OLDEST=%s\nPOSTGRES_IMAGE=%s\nMARIADB_IMAGE=%s\n' \
-        "$base" "$oldest" "$PYTHON_NEWEST" "$PYTHON_OLDEST" "$postgres" "$mariadb" >"$tmp"
+    {
+        printf 'BASE_IMAGE=%s\nBASE_IMAGE_OLDEST=%s\n' "$(cat "$out/base")" "$(cat "$out/oldest")"
+        printf 'PYTHON_NEWEST=%s\nPYTHON_OLDEST=%s\n' "$PYTHON_NEWEST" "$PYTHON_OLDEST"
+        printf 'BASE_IMAGE_UNSUPPORTED=%s\n' "$(cat "$out/unsupported")"
+        printf 'POSTGRES_IMAGE=%s\nMARIADB_IMAGE=%s\n' "$(cat "$out/postgres")" "$(cat "$out/mariadb")"
+    } >"$tmp"
+    rm -rf "$out"
     mv "$tmp" "$IMAGES_ENV"
     log "images written to $IMAGES_ENV"
     cat "$IMAGES_ENV"
