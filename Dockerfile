@@ -1,5 +1,5 @@
 # alembic-sidecar: bring a database to the right Alembic revision, then exit.
-#   docker build -t alembic-sidecar:0.1.0 .
+#   docker build -t alembic-sidecar:0.1.0 -t alembic-sidecar:0.1.0-py3.15 .
 #   docker build --build-arg BASE_IMAGE=python:3.11-slim-trixie -t alembic-sidecar:0.1.0-py3.11 .
 #   docker run --rm -e DATABASE_URL=... -v "$PWD/migrations/versions:/migrations/versions:ro" alembic-sidecar:0.1.0
 # BASE_IMAGE: a Debian-based CPython 3.11 to 3.15 image with `python` and the venv module. The default is the newest

@@ -16,6 +16,9 @@ from tests.fixtures.docker import ContainerResult, Runner, docker
 
 #: An arbitrary UID with group 0, as OpenShift assigns; the image must not care which UID it runs as.
 ARBITRARY_USER = "12345:0"
+#: Runs a module (``pytestmark``) or a test once on the image built on the newest supported CPython and once on the
+#: oldest: its ``container_sidecar``, ``tested_image`` and ``tested_base`` are that Python's (see conftest.py).
+ON_EACH_PYTHON = pytest.mark.parametrize("python", ["newest", "oldest"], indirect=True)
 VERSIONS_IN_IMAGE = "/migrations/versions"
 
 
@@ -50,7 +53,8 @@ class ContainerSidecar:
 
 
 #: Prints, as JSON, every installed pip/setuptools/wheel (package or metadata directory) anywhere in the image, the
-#: pip commands on PATH, and the exit status of `-m pip` for every Python interpreter the image has.
+#: pip commands on PATH (pip, pip3, pip3.X), and the exit status of `-m pip` for every Python interpreter the image has
+#: (python, python3, python3.X).
 FIND_PACKAGING_TOOLS = """
 import json, os, shutil, subprocess, sys
 tools = ('pip', 'setuptools', 'wheel')
@@ -62,11 +66,14 @@ for top in ('/usr', '/opt', '/root', '/home', '/tmp', '/var', '/srv', '/migratio
             if tool in tools and (name.endswith(('.dist-info', '.egg-info'))
                                   or name == tool and os.path.exists(os.path.join(path, name, '__init__.py'))):
                 found.append(os.path.join(path, name))
-pythons = {sys.executable, *(os.path.join(d, n) for d in ('/usr/bin', '/usr/local/bin', '/opt/venv/bin')
-                             for n in ('python', 'python3', 'python3.11'))}
+bins = ('/usr/bin', '/usr/local/bin', '/opt/venv/bin')
+names = {n for d in bins if os.path.isdir(d) for n in os.listdir(d)}
+pythons = {sys.executable, *(os.path.join(d, n) for d in bins for n in names
+                             if n in ('python', 'python3') or n.startswith('python3.') and n[8:].isdigit())}
 print(json.dumps({
     'installed': sorted(found),
-    'on_path': [n for n in ('pip', 'pip3', 'pip3.11', 'easy_install') if shutil.which(n)],
+    'on_path': sorted(n for n in names | {'pip', 'pip3', 'easy_install'}
+                      if (n.startswith('pip') or n == 'easy_install') and shutil.which(n)),
     'python_m_pip': {p: subprocess.run([p, '-m', 'pip', '--version'], capture_output=True).returncode
                      for p in sorted(pythons) if os.path.exists(p)},
 }))

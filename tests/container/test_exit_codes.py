@@ -11,9 +11,9 @@ import pytest
 
 from tests.fixtures.docker import docker
 
-from .support import assert_exit, assert_failed, pg_advisory_key, wait_for_file
+from .support import ON_EACH_PYTHON, assert_exit, assert_failed, pg_advisory_key, wait_for_file
 
-pytestmark = pytest.mark.container
+pytestmark = [pytest.mark.container, ON_EACH_PYTHON]
 
 
 def test_0_when_the_database_reaches_head(pg_database, revisions, container_sidecar):

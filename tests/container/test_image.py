@@ -1,5 +1,6 @@
 """What the image is: its configuration, what it carries (no pip), how big the project's layers are, how it starts,
-and what its build takes in (hash-locked packages only)."""
+which Python it runs (its base's, within the supported range, or no image at all), and what its build takes in
+(hash-locked packages only)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from tests.fixtures.docker import build_image, docker
 
-from .support import ARBITRARY_USER, assert_exit, assert_no_packaging_tools, packaging_tools
+from .support import ARBITRARY_USER, ON_EACH_PYTHON, assert_exit, assert_no_packaging_tools, packaging_tools
 
 pytestmark = pytest.mark.container
 
@@ -67,19 +68,22 @@ def test_python_runs_unbuffered_and_writes_no_bytecode(image_config):
     assert env["PYTHONUNBUFFERED"] == "1"
 
 
-def test_layers_added_on_top_of_the_base_stay_under_45_mb(sidecar_image, base_images):
-    base_layers = json.loads(docker("image", "inspect", base_images.base).stdout)[0]["RootFS"]["Layers"]
-    history = json.loads(docker("image", "inspect", sidecar_image).stdout)[0]["RootFS"]["Layers"]
+def layer_bytes(image: str) -> int:
+    return sum(int(line) for line in docker("history", "--no-trunc", "--format", "{{.Size}}", "--human=false",
+                                            image).stdout.split())
+
+
+@ON_EACH_PYTHON
+def test_layers_added_on_top_of_the_base_stay_under_45_mb(tested_image, tested_base):
+    base_layers = json.loads(docker("image", "inspect", tested_base.image).stdout)[0]["RootFS"]["Layers"]
+    history = json.loads(docker("image", "inspect", tested_image).stdout)[0]["RootFS"]["Layers"]
     assert history[:len(base_layers)] == base_layers, "the runtime stage is not built on BASE_IMAGE"
-    sizes = [int(line) for line in docker("history", "--no-trunc", "--format", "{{.Size}}", "--human=false",
-                                          sidecar_image).stdout.split()]
-    base_sizes = [int(line) for line in docker("history", "--no-trunc", "--format", "{{.Size}}", "--human=false",
-                                               base_images.base).stdout.split()]
-    added = sum(sizes) - sum(base_sizes)
-    assert 0 < added < MAX_ADDED_BYTES, f"{added / 1e6:.1f} MB added on top of {base_images.base}"
+    added = layer_bytes(tested_image) - layer_bytes(tested_base.image)
+    assert 0 < added < MAX_ADDED_BYTES, f"{added / 1e6:.1f} MB added on top of {tested_base.image}"
 
 
-def test_bytecode_is_compiled_at_build_time_and_no_build_tools_remain(docker_run, sidecar_image):
+@ON_EACH_PYTHON
+def test_bytecode_is_compiled_at_build_time_and_no_build_tools_remain(docker_run, tested_image):
     script = (
         "import importlib.util, pathlib, shutil, sys, alembic_sidecar.cli as cli\n"
         "src = pathlib.Path(cli.__file__)\n"
@@ -90,14 +94,15 @@ def test_bytecode_is_compiled_at_build_time_and_no_build_tools_remain(docker_run
         "print('build', pathlib.Path('/build').exists())\n"
         "print('tests', any(pathlib.Path(sys.prefix).rglob('tests/container')))\n"
     )
-    result = docker_run(sidecar_image, "-c", script, entrypoint="python", read_only=True, user=ARBITRARY_USER)
+    result = docker_run(tested_image, "-c", script, entrypoint="python", read_only=True, user=ARBITRARY_USER)
     assert_exit(result, 0)
     assert result.stdout.split("\n")[:5] == ["pyc True", "setuptools False", "gcc False", "build False",
                                              "tests False"], result.stdout
 
 
-def test_help_works_with_any_uid_on_a_read_only_root(docker_run, sidecar_image):
-    result = docker_run(sidecar_image, "--help", read_only=True, user=ARBITRARY_USER)
+@ON_EACH_PYTHON
+def test_help_works_with_any_uid_on_a_read_only_root(docker_run, tested_image):
+    result = docker_run(tested_image, "--help", read_only=True, user=ARBITRARY_USER)
     assert_exit(result, 0)
     assert "usage: alembic-sidecar" in result.output
 
@@ -108,19 +113,75 @@ def test_default_command_without_a_database_is_a_configuration_error(docker_run,
     assert result.event("failed")["exit_code"] == 2
 
 
+# --- the Python it runs -------------------------------------------------------------------------------------------
+
+@ON_EACH_PYTHON
+def test_the_image_runs_its_bases_python_with_the_extensions_built_for_it(docker_run, tested_image, tested_base):
+    script = ("import sys, asyncpg.protocol.protocol as pg, greenlet._greenlet as gl\n"
+              "from sqlalchemy.util import has_compiled_ext\n"
+              "print('%d.%d' % sys.version_info[:2], sys.prefix, has_compiled_ext())\n"
+              "print(pg.__file__.rsplit('.', 2)[1], gl.__file__.rsplit('.', 2)[1])\n")
+    result = docker_run(tested_image, "-c", script, entrypoint="python", read_only=True, user=ARBITRARY_USER)
+    assert_exit(result, 0)
+    minor, prefix, compiled, *suffixes = result.stdout.split()
+    assert (minor, prefix, compiled) == (tested_base.minor, "/opt/venv", "True"), result.stdout
+    abi = f"cpython-{tested_base.minor.replace('.', '')}-"
+    assert len(suffixes) == 2 and all(suffix.startswith(abi) for suffix in suffixes), result.stdout
+
+
+def failed_build(context: Path, base: str) -> str:
+    """Build ``context``, expecting the build to fail; returns its output."""
+    tag = f"alembic-sidecar:test-must-fail-{secrets.token_hex(4)}"
+    done = docker("build", "--network", "host", "--force-rm", "--build-arg", f"BASE_IMAGE={base}", "-t", tag,
+                  str(context), check=False, timeout=1200)
+    if done.returncode == 0:
+        docker("rmi", "-f", tag, check=False)
+    assert done.returncode != 0, f"the build succeeded:\n{done.stdout[-3000:]}"
+    return done.stdout + done.stderr
+
+
+def supported_range() -> str:
+    minors = [c.rsplit(" :: ", 1)[1] for c in tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "classifiers"] if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)]
+    return f"alembic-sidecar supports CPython {minors[0]} to {minors[-1]}"
+
+
+def assert_refused_at_the_first_step(output: str, line: str) -> None:
+    """The build stopped in the builder stage's first RUN (the only one that starts `oldest=`), printing ``line``."""
+    assert re.search(r"/bin/sh -c oldest=\S+ newest=\S+ ", output), output[-3000:]
+    printed = [text for text in re.sub(r"\x1b\[[0-9;]*m", "", output).splitlines() if line in text]
+    assert printed and all(text.strip().endswith("(BASE_IMAGE=python:3.X-slim-trixie)") for text in printed), \
+        output[-3000:]
+
+
+def test_a_base_with_a_python_below_the_range_fails_the_build_at_once_naming_the_supported_versions(python_bases):
+    # A real CPython (3.9 or 3.10), not a fake version string: what a user's old base would do.
+    output = failed_build(REPO, python_bases["unsupported"].image)
+    found = re.search(r"BASE_IMAGE has cpython (3\.\d+); " + re.escape(supported_range()), output)
+    assert found and found[1] in ("3.9", "3.10"), output[-3000:]
+    assert_refused_at_the_first_step(output, found[0])
+
+
+def test_a_base_without_python_fails_the_build_at_once_naming_the_supported_versions(base_images):
+    # The PostgreSQL image has a shell and apt, and no Python at all.
+    output = failed_build(REPO, base_images.postgres)
+    assert_refused_at_the_first_step(output, f"BASE_IMAGE has no python command; {supported_range()}")
+
+
 # --- no pip at run time ------------------------------------------------------------------------------------------
 
-def test_the_image_carries_no_pip_setuptools_or_wheel(docker_run, sidecar_image):
-    assert_no_packaging_tools(packaging_tools(docker_run, sidecar_image))
+@ON_EACH_PYTHON
+def test_the_image_carries_no_pip_setuptools_or_wheel(docker_run, tested_image):
+    assert_no_packaging_tools(packaging_tools(docker_run, tested_image))
 
 
-#: A stand-in for python:3.11-slim's layout where the official image cannot be pulled: pip and setuptools installed
-#: for the system Python under /usr/local, with a `pip` command, and no EXTERNALLY-MANAGED marker.
+#: A stand-in for the official python:*-slim layout where those images cannot be pulled: pip (and setuptools, where
+#: its venv brings it) installed for the system Python under /usr/local, a `pip` command, no EXTERNALLY-MANAGED marker.
 BASE_WITH_PIP = """\
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
 RUN python -m venv /tmp/v \\
- && cp -a /tmp/v/lib/python3.11/site-packages/. "$(python -c 'import site; print(site.getsitepackages()[0])')"/ \\
+ && cp -a /tmp/v/lib/python3.*/site-packages/. "$(python -c 'import site; print(site.getsitepackages()[0])')"/ \\
  && printf '#!/usr/bin/env python3\\nimport sys\\nfrom pip._internal.cli.main import main\\nsys.exit(main())\\n' \\
       > /usr/local/bin/pip \\
  && chmod 0755 /usr/local/bin/pip \\
@@ -198,17 +259,6 @@ def tamper_hashes(lock: Path, package: str) -> None:
     tampered = re.sub(r"(?<=sha256:)([0-9a-f]{63})([0-9a-f])",
                       lambda m: m[1] + ("1" if m[2] == "0" else "0"), block[0])
     lock.write_text(text.replace(block[0], tampered))
-
-
-def failed_build(context: Path, base: str) -> str:
-    """Build ``context``, expecting the build to fail; returns its output."""
-    tag = f"alembic-sidecar:test-must-fail-{secrets.token_hex(4)}"
-    done = docker("build", "--network", "host", "--force-rm", "--build-arg", f"BASE_IMAGE={base}", "-t", tag,
-                  str(context), check=False, timeout=1200)
-    if done.returncode == 0:
-        docker("rmi", "-f", tag, check=False)
-    assert done.returncode != 0, f"the build succeeded:\n{done.stdout[-3000:]}"
-    return done.stdout + done.stderr
 
 
 @pytest.mark.parametrize(("kind", "package"), [("build", "setuptools"), ("runtime", "tenacity")])

@@ -7,9 +7,9 @@ import pytest
 from tests.fixtures.databases import assert_no_secrets, register_secret
 from tests.fixtures.docker import docker
 
-from .support import assert_exit, assert_failed, secret_file
+from .support import ON_EACH_PYTHON, assert_exit, assert_failed, secret_file
 
-pytestmark = pytest.mark.container
+pytestmark = [pytest.mark.container, ON_EACH_PYTHON]
 
 SECRETS_DIR = "/run/secrets"
 

@@ -9,9 +9,9 @@ import pytest
 from tests.fixtures.docker import docker
 from tests.fixtures.revisions import SLOW_SECONDS_ENV, applied_counts
 
-from .support import assert_failed, assert_exit, wait_for_file
+from .support import ON_EACH_PYTHON, assert_exit, assert_failed, wait_for_file
 
-pytestmark = pytest.mark.container
+pytestmark = [pytest.mark.container, ON_EACH_PYTHON]
 
 #: docker stop's grace period: long enough that a container ignoring SIGTERM would be seen (SIGKILL, exit 137).
 GRACE = 30

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from .support import assert_exit
+from .support import ON_EACH_PYTHON, assert_exit
 
-pytestmark = pytest.mark.container
+pytestmark = [pytest.mark.container, ON_EACH_PYTHON]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "image" / "examples" / "versions"
 EXAMPLE_TABLES = ["accounts", "alembic_version", "orders"]
