@@ -228,7 +228,7 @@ def test_every_pip_command_of_a_build_is_hash_checked_or_offline(dockerfile):
 
 
 def test_every_stage_starts_from_base_image_as_given_so_a_digest_pins_the_whole_build():
-    # BASE_IMAGE=python:3.11-slim@sha256:<digest> reaches every FROM unchanged (no tag is appended or derived).
+    # BASE_IMAGE=python:3.15-slim-trixie@sha256:<digest> reaches every FROM unchanged (no tag is appended or derived).
     text = (REPO / "Dockerfile").read_text()
     assert re.search(r"^ARG BASE_IMAGE=\S+$", text, re.M)
     assert [line.split()[1] for line in text.splitlines() if line.startswith("FROM ")] == ["${BASE_IMAGE}"] * 2

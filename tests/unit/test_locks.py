@@ -107,6 +107,21 @@ def test_docker_setup_builds_bases_for_the_oldest_and_the_newest():
     assert re.search(r"^PYTHON_NEWEST=(\S+)$", text, re.M)[1] == minors[-1]
 
 
+def test_readme_table_lists_every_supported_python_with_its_base_tags_and_locks():
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("#### Python versions and image tags", 1)[1].split("\n#", 1)[0]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines()
+            if re.match(r"\| 3\.\d+ \|", line)]
+    version, minors = pyproject()["project"]["version"], supported_minors()
+    assert [row[0] for row in rows] == minors[::-1]
+    for minor, base, tags, locks, *_ in rows:
+        default = minor == minors[-1]
+        assert base == f"`python:{minor}-slim-trixie`" + (" (default)" if default else ""), base
+        assert tags == (f"`{version}`, " if default else "") + f"`{version}-py{minor}`", tags
+        assert locks == f"`requirements/*-py{minor}.lock`", locks
+    assert f"`BASE_IMAGE` defaults to the official `python:{minors[-1]}-slim-trixie`" in readme
+
+
 # --- every lock installs, hash-checked, on its own Python ---------------------------------------------------------
 
 CASES = [(kind, minor, arch) for kind in KINDS for minor in locked_minors(kind) for arch in ARCHITECTURES
