@@ -104,7 +104,8 @@ build_standin() {
         --customize-hook="if [ -e '$work/docker-entrypoint.sh' ]; then cp '$work/docker-entrypoint.sh' \"\$1/usr/local/bin/\"; fi" \
         --customize-hook='rm -rf "$1"/var/lib/postgresql/15/main "$1"/etc/postgresql/15/main "$1"/var/lib/mysql/*' \
         --customize-hook='rm -rf "$1"/usr/share/doc/* "$1"/usr/share/man/* "$1"/usr/share/locale/*' \
-        --customize-hook="for n in ${STANDIN_INTERPRETER:+python python3}; do ln -s '${STANDIN_INTERPRETER:-}' \"\$1/usr/local/bin/\$n\"; done" \
+        --customize-hook="for n in ${STANDIN_INTERPRETER:+python python3}; do
+                              ln -s '${STANDIN_INTERPRETER:-}' \"\$1/usr/local/bin/\$n\"; done" \
         "$suite" "$work/rootfs.tar" "$MIRROR" >&2
     docker import "$@" "$work/rootfs.tar" "$tag" >/dev/null
     $SUDO rm -rf "$work"
@@ -155,7 +156,8 @@ python_newest_standin() {
 
 postgres_standin() {
     pkgs=postgresql-15
-    build_standin "$STANDIN_POSTGRES" "$SUITE" "$(recipe_hash "$SUITE" "$pkgs" "$(cat "$HERE/standin-postgres.sh")")" "$pkgs" \
+    build_standin "$STANDIN_POSTGRES" "$SUITE" "$(recipe_hash "$SUITE" "$pkgs" "$(cat "$HERE/standin-postgres.sh")")" \
+        "$pkgs" \
         "$HERE/standin-postgres.sh" \
         --change 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'ENV PGDATA=/var/lib/postgresql/data' --change 'ENV LANG=C.UTF-8' \
@@ -165,7 +167,8 @@ postgres_standin() {
 
 mariadb_standin() {
     pkgs=mariadb-server
-    build_standin "$STANDIN_MARIADB" "$SUITE" "$(recipe_hash "$SUITE" "$pkgs" "$(cat "$HERE/standin-mariadb.sh")")" "$pkgs" \
+    build_standin "$STANDIN_MARIADB" "$SUITE" "$(recipe_hash "$SUITE" "$pkgs" "$(cat "$HERE/standin-mariadb.sh")")" \
+        "$pkgs" \
         "$HERE/standin-mariadb.sh" --change 'ENV LANG=C.UTF-8' --change 'CMD ["mariadbd"]'
     printf '%s\n' "$STANDIN_MARIADB"
 }

@@ -83,7 +83,8 @@ def test_there_is_one_lock_of_each_kind_for_every_supported_minor_and_no_other(k
 
 def test_classifiers_name_exactly_the_supported_minors():
     classifiers = pyproject()["project"]["classifiers"]
-    named = [c.rsplit(" :: ", 1)[1] for c in classifiers if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)]
+    named = [c.rsplit(" :: ", 1)[1] for c in classifiers
+             if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)]
     assert named == supported_minors()
     assert "Programming Language :: Python :: Implementation :: CPython" in classifiers
 
@@ -143,7 +144,8 @@ def pip_download(kind: str, minor: str, arch: str, wheels: Path, offline: bool) 
     platforms = [f"manylinux_2_{n}_{arch}" for n in GLIBC_MINORS] + [f"manylinux2014_{arch}"]
     argv = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
             "--require-hashes", "--only-binary", ":all:", "--python-version", minor, "--implementation", "cp",
-            "--abi", "cp" + minor.replace(".", ""), *(arg for platform in platforms for arg in ("--platform", platform)),
+            "--abi", "cp" + minor.replace(".", ""),
+            *(arg for platform in platforms for arg in ("--platform", platform)),
             "--dest", str(wheels), "-r", str(REQUIREMENTS / f"{kind}-py{minor}.lock")]
     if offline:
         argv += ["--no-index", "--find-links", str(wheels)]
