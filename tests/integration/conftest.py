@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -166,6 +167,24 @@ def sidecar(tmp_path: Path, revisions) -> Any:
     runner = Sidecar(tmp_path, revisions.dir)
     yield runner
     runner.cleanup()
+
+
+def init_alembic_project(project: Path, template: str | None = None) -> Path:
+    """`alembic init` (``template``: None for the default sync one, or "async") at ``project``, its env.py untouched;
+    returns its alembic.ini, whose script_location is made absolute."""
+    alembic = shutil.which("alembic", path=str(Path(sys.executable).parent))
+    assert alembic, "alembic command missing from the venv"
+    project.mkdir(parents=True, exist_ok=True)
+    subprocess.run([alembic, "init", *(["-t", template] if template else []), str(project / "migrations")],
+                   cwd=project.parent, check=True, capture_output=True, timeout=60)
+    ini = project / "alembic.ini"
+    if not ini.exists():  # older Alembic writes it to the working directory
+        shutil.move(str(project.parent / "alembic.ini"), ini)
+    text = ini.read_text()
+    for form in ("script_location = migrations", "script_location = %(here)s/migrations"):
+        text = text.replace(form, f"script_location = {project / 'migrations'}")
+    ini.write_text(text)
+    return ini
 
 
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.05, what: str = "condition") -> None:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.faults import holding_migration_lock
 
-from .conftest import assert_clean_failure, assert_exit
+from .conftest import assert_clean_failure, assert_exit, init_alembic_project
 from .naming import DRIFTED, copy_history
 
 pytestmark = pytest.mark.integration
@@ -119,19 +117,8 @@ def test_drift_does_not_wait_for_the_migration_lock(server_database, naming, sid
 
 def alembic_project(tmp_path: Path, naming, template: str | None, models: str | None) -> Path:
     """`alembic init` (or `-t async`) with the naming history, env.py's target_metadata set to ``models``."""
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    project = tmp_path / f"project-{template or 'generic'}"
-    alembic = shutil.which("alembic", path=str(Path(sys.executable).parent))
-    assert alembic, "alembic command missing from the venv"
-    subprocess.run([alembic, "init", *(["-t", template] if template else []), str(project / "migrations")],
-                   cwd=tmp_path, check=True, capture_output=True, timeout=60)
-    ini = project / "alembic.ini"
-    if not ini.exists():
-        shutil.move(str(tmp_path / "alembic.ini"), ini)
-    text = ini.read_text()
-    for form in ("script_location = migrations", "script_location = %(here)s/migrations"):
-        text = text.replace(form, f"script_location = {project / 'migrations'}")
-    ini.write_text(text)
+    ini = init_alembic_project(tmp_path / f"project-{template or 'generic'}", template)
+    project = ini.parent
     for revision in naming.versions.glob("*.py"):
         shutil.copy(revision, project / "migrations" / "versions")
     env_py = project / "migrations" / "env.py"

@@ -4,9 +4,6 @@ with its exit code, its one line, no secret in the output and nothing written (i
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,7 @@ import pytest
 from tests.fixtures.databases import MARIADB_HOST, MARIADB_PORT, register_secret
 from tests.fixtures.revisions import Revisions, applied_counts
 
-from .conftest import assert_clean_failure, assert_exit
+from .conftest import assert_clean_failure, assert_exit, init_alembic_project
 
 pytestmark = pytest.mark.integration
 
@@ -255,18 +252,8 @@ def test_plain_text_to_a_server_that_demands_tls_is_what_the_server_says(pg_tls_
 
 def _alembic_project(tmp_path: Path, template: list[str]) -> tuple[Path, Revisions]:
     """`alembic init` (``template``: [] or ["-t", "async"]) with its env.py untouched, and two revisions of its own."""
-    project = tmp_path / "project"
-    alembic = shutil.which("alembic", path=str(Path(sys.executable).parent))
-    assert alembic, "alembic command missing from the venv"
-    subprocess.run([alembic, "init", *template, str(project / "migrations")], cwd=tmp_path, check=True,
-                   capture_output=True, timeout=60)
-    ini = project / "alembic.ini"
-    if not ini.exists():
-        shutil.move(str(tmp_path / "alembic.ini"), ini)
-    text = ini.read_text()
-    for form in ("script_location = migrations", "script_location = %(here)s/migrations"):
-        text = text.replace(form, f"script_location = {project / 'migrations'}")
-    ini.write_text(text)
+    ini = init_alembic_project(tmp_path / "project", template[-1] if template else None)
+    project = ini.parent
     own = Revisions(project / "migrations" / "versions")
     own.chain(2)
     return ini, own

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import pytest
 
 from tests.fixtures.revisions import SLOW_SECONDS_ENV, applied_counts
 
-from .conftest import assert_clean_failure, assert_exit, wait_until
+from .conftest import assert_clean_failure, assert_exit, init_alembic_project, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -305,37 +304,13 @@ def test_pythonpath_lets_revisions_import_the_users_own_code(sqlite_database, re
 @pytest.fixture
 def alembic_project(tmp_path: Path) -> Path:
     """A full project from `alembic init -t async` with its generated env.py untouched."""
-    project = tmp_path / "project"
-    alembic = shutil.which("alembic", path=str(Path(sys.executable).parent))
-    assert alembic, "alembic command missing from the venv"
-    subprocess.run([alembic, "init", "-t", "async", str(project / "migrations")], cwd=tmp_path, check=True,
-                   capture_output=True, timeout=60)
-    generated = list(project.rglob("alembic.ini")) + list(tmp_path.glob("alembic.ini"))
-    ini = project / "alembic.ini"
-    if not ini.exists():
-        shutil.move(str(generated[0]), ini)
-    text = ini.read_text()
-    text = text.replace("script_location = migrations", f"script_location = {project / 'migrations'}")
-    text = text.replace("script_location = %(here)s/migrations", f"script_location = {project / 'migrations'}")
-    ini.write_text(text)
-    return project
+    return init_alembic_project(tmp_path / "project", "async").parent
 
 
 @pytest.fixture
 def sync_alembic_project(tmp_path: Path) -> Path:
     """A full project from plain `alembic init` (the default, sync template) with its generated env.py untouched."""
-    project = tmp_path / "sync-project"
-    alembic = shutil.which("alembic", path=str(Path(sys.executable).parent))
-    subprocess.run([alembic, "init", str(project / "migrations")], cwd=tmp_path, check=True, capture_output=True,
-                   timeout=60)
-    ini = project / "alembic.ini"
-    if not ini.exists():
-        shutil.move(str(tmp_path / "alembic.ini"), ini)
-    text = ini.read_text()
-    for form in ("script_location = migrations", "script_location = %(here)s/migrations"):
-        text = text.replace(form, f"script_location = {project / 'migrations'}")
-    ini.write_text(text)
-    return project
+    return init_alembic_project(tmp_path / "sync-project").parent
 
 
 @pytest.mark.parametrize("fixture", ["pg_database", "mariadb_database"])
