@@ -77,7 +77,7 @@ def test_derived_image_runs_a_revision_that_imports_a_pip_installed_type(derived
     # The revisions are baked into the derived image: nothing is mounted.
     result = docker_run(derived_image, env={"DATABASE_URL": pg_database.url}, user="12345:0", read_only=True)
     assert_exit(result, 0)
-    assert pg_database.revisions() == ["0001"]
+    assert pg_database.revisions() == ["0002"]
     assert pg_database.scalar("SELECT character_maximum_length FROM information_schema.columns "
                               "WHERE table_name = 'subscribers' AND column_name = 'email'") == 320
 
@@ -97,13 +97,18 @@ def test_derived_image_carries_no_pip_either(derived_image, docker_run):
 
 def test_derived_image_has_the_librarys_bytecode_compiled_for_its_installed_path(derived_image, docker_run):
     # Compiled in the build stage under /extra, named for where it runs (tracebacks show the real path).
-    script = ("import importlib.util, marshal, pathlib, sidecar_example_types as m\n"
-              "pyc = pathlib.Path(importlib.util.cache_from_source(m.__file__))\n"
-              "print(m.__file__, marshal.loads(pyc.read_bytes()[16:]).co_filename)\n")
+    # The library (installed by pip) and the application's package (copied as source), on the image's own Python.
+    script = ("import importlib.util, marshal, pathlib, sysconfig, sidecar_example_types, sidecar_example_app\n"
+              "print(sysconfig.get_path('purelib'))\n"
+              "for m in (sidecar_example_types, sidecar_example_app):\n"
+              "    pyc = pathlib.Path(importlib.util.cache_from_source(m.__file__))\n"
+              "    print(m.__file__, marshal.loads(pyc.read_bytes()[16:]).co_filename)\n")
     result = docker_run(derived_image, "-c", script, entrypoint="python", user="12345:0", read_only=True)
     assert_exit(result, 0)
-    installed = "/opt/venv/lib/python3.11/site-packages/sidecar_example_types/__init__.py"
-    assert result.stdout.split() == [installed, installed], result.stdout
+    site_packages, *compiled = result.stdout.split()
+    assert site_packages.startswith("/opt/venv/lib/python3."), site_packages
+    installed = [f"{site_packages}/{name}/__init__.py" for name in ("sidecar_example_types", "sidecar_example_app")]
+    assert compiled == [installed[0], installed[0], installed[1], installed[1]], result.stdout
 
 
 def test_derived_build_fails_when_a_library_needs_another_version_of_a_package_the_image_has(sidecar_image, tmp_path):
@@ -154,11 +159,13 @@ def test_readme_recipe_is_the_tested_example_with_hash_locked_requirements_inste
 
 
 def test_migrate_pythonpath_mount_makes_the_same_revision_importable(docker_run, sidecar_image, pg_database):
-    mounts = {str(RECIPE / "versions"): "/migrations/versions:ro", str(PACKAGE_SRC): "/opt/app-lib:ro"}
-    result = docker_run(sidecar_image, env={"DATABASE_URL": pg_database.url, "MIGRATE_PYTHONPATH": "/opt/app-lib"},
+    mounts = {str(RECIPE / "versions"): "/migrations/versions:ro", str(PACKAGE_SRC): "/opt/app-lib:ro",
+              str(RECIPE / "app"): "/opt/app:ro"}
+    result = docker_run(sidecar_image, env={"DATABASE_URL": pg_database.url,
+                                            "MIGRATE_PYTHONPATH": "/opt/app-lib:/opt/app"},
                         volumes=mounts, user="12345:0", read_only=True)
     assert_exit(result, 0)
-    assert pg_database.revisions() == ["0001"]
+    assert pg_database.revisions() == ["0002"]
     assert "subscribers" in pg_database.tables()
 
 
