@@ -44,7 +44,8 @@ TRANSACTIONAL_DDL = False
 WAIT_TIMEOUT = 60
 
 _FAULTS = {
-    **dict.fromkeys((1044, 1045, 1049, 1142, 1227, 1698, 1862, 3118), Fault.ACCESS),
+    # refused logins, unknown databases, missing grants; 3159: plain text where the server requires TLS (MariaDB 11)
+    **dict.fromkeys((1044, 1045, 1049, 1142, 1227, 1698, 1862, 3118, 3159), Fault.ACCESS),
     # can't connect, unknown host, server gone, lost connection, too many connections, shutdown, killed
     **dict.fromkeys((2002, 2003, 2005, 2006, 2013, 2055, 1040, 1203, 1053, 1927, 1317), Fault.UNAVAILABLE),
     **dict.fromkeys((1290, 1792, 1836), Fault.READ_ONLY),
