@@ -6,6 +6,7 @@ import ast
 import functools
 import os
 import re
+import sys
 import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -91,6 +92,12 @@ def _literal(text: str) -> object:
     return ast.literal_eval(text)
 
 
+# Code written for a newer Python (3.14's deferred annotations, new syntax) fails to import with a NameError or a
+# SyntaxError on an image whose Python is older; the fix is then the image tag of the right Python, not the code.
+_NEWER_PYTHON = (f"; this image runs Python {sys.version_info[0]}.{sys.version_info[1]}: code written for a newer "
+                 "Python needs the image tag of that Python (-py3.X)")
+
+
 def load(script: ScriptDirectory, versions_dir: str) -> None:
     """Import every revision file now, so a broken one fails before the database is touched."""
     from alembic.util import CommandError
@@ -99,14 +106,15 @@ def load(script: ScriptDirectory, versions_dir: str) -> None:
         script.revision_map.heads  # noqa: B018 - building the map imports every file
     except SyntaxError as exc:
         where = f"{exc.filename}, line {exc.lineno}" if exc.filename else "a revision file"
-        raise RevisionError(f"syntax error in {where}: {exc.msg}", hint="fix the revision file") from None
+        raise RevisionError(f"syntax error in {where}: {exc.msg}", hint=f"fix the file{_NEWER_PYTHON}") from None
     except CommandError as exc:
         raise RevisionError(f"the revision files do not form a valid graph: {exc}",
                             hint="fix down_revision in the files named") from None
     except Exception as exc:
         culprit = _file_in_traceback(exc, versions_dir) or "a revision file"
+        python = "" if isinstance(exc, (ImportError, AttributeError)) else _NEWER_PYTHON
         raise RevisionError(f"{culprit} failed to import: {type(exc).__name__}: {exc}",
-                            hint="install what it imports (see MIGRATE_PYTHONPATH) or fix the file") from None
+                            hint=f"install what it imports (see MIGRATE_PYTHONPATH) or fix the file{python}") from None
 
 
 def _file_in_traceback(exc: BaseException, directory: str) -> str | None:

@@ -61,5 +61,6 @@ def test_the_application_on_the_oldest_python_fails_with_its_name_error_and_exit
                                                                                  pg_database, python_bases):
     assert python_minor(docker_run, derived_oldest) == python_bases["oldest"].minor
     result = docker_run(derived_oldest, env={"DATABASE_URL": pg_database.url}, user=ARBITRARY_USER, read_only=True)
-    assert_failed(result, 7, "0002_create_users_and_items.py", "NameError: name 'Item' is not defined")
+    failed = assert_failed(result, 7, "0002_create_users_and_items.py", "NameError: name 'Item' is not defined")
+    assert f"this image runs Python {python_bases['oldest'].minor}" in failed["error"], failed
     assert pg_database.tables() == []
