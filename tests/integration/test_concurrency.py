@@ -88,7 +88,9 @@ def test_lock_name_setting_changes_the_lock(server_database, revisions, sidecar)
 def test_a_replica_waits_for_the_lock_then_finds_nothing_to_do(database, revisions, sidecar, tmp_path):
     revisions.chain(1)
     marker = tmp_path / "slow-started"
-    revisions.slow(3, marker)
+    # Long enough that the second replica, started once this runs, is surely waiting for the lock on a loaded machine
+    # (3 s was once shorter than its start-up).
+    revisions.slow(8, marker)
     env = {"DATABASE_URL": database.url}
     first = sidecar.start("upgrade", env=env)
     wait_until(marker.exists, 30, what="the slow revision to start")
