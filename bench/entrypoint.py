@@ -314,8 +314,7 @@ class Tools:
         if not os.access(GNU_TIME, os.X_OK):
             raise BenchError(f"{GNU_TIME} (GNU time) measures peak memory; install it: apt-get install time")
         if not os.access(self.alembic, os.X_OK):
-            raise BenchError(f"{self.alembic} is not installed; run: cd {ROOT} && .venv/bin/pip install -q "
-                             "-r requirements.lock")
+            raise BenchError(f"{self.alembic} is not installed; run {ROOT}/tests/run -m unit, which makes .venv")
         self.base_env = {k: v for k, v in os.environ.items()
                          if not k.startswith(("DB_", "MIGRATE_", "PYTHON"))
                          and k not in ("DATABASE_URL", "ALEMBIC_CONFIG")}
