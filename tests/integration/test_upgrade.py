@@ -526,6 +526,36 @@ def test_sigterm_during_a_users_env_py_migration_keeps_the_lock_until_it_stopped
     assert pg_database.revisions() == [own.head]
 
 
+def test_sigterm_during_a_users_env_py_migration_on_mariadb_ends_its_session_before_the_lock(
+        mariadb_database, sync_alembic_project, revisions, sidecar, tmp_path):
+    """MariaDB commits DDL implicitly, so the revision's table may stay; its SLEEP must not outlive the run."""
+    from .test_concurrency import mysql_lock_name
+
+    own = _project_revisions(sync_alembic_project, revisions)
+    marker = tmp_path / "slow-started"
+    own.slow(60, marker)
+    env = {"ALEMBIC_CONFIG": str(sync_alembic_project / "alembic.ini"), "DATABASE_URL": mariadb_database.url,
+           "MIGRATE_VERSIONS_DIR": None}
+    lock = mysql_lock_name("alembic-sidecar", mariadb_database.name)
+    running = sidecar.start(env=env)
+    wait_until(marker.exists, 30, what="the slow revision to start")
+    sleeping = ("SELECT count(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP%%'")
+    wait_until(lambda: mariadb_database.scalar(sleeping) == 1, 10, what="SLEEP to run")
+    assert mariadb_database.scalar("SELECT IS_FREE_LOCK(%s)", lock) == 0, "env.py runs DDL without the lock"
+    running.send(signal.SIGTERM)
+    result = running.wait(30)
+    assert_exit(result, 143)
+    assert "Traceback" not in result.output
+    # Ended on the server before the process exited, not when the server notices the closed socket (seconds later).
+    wait_until(lambda: mariadb_database.scalar(sleeping) == 0 and
+               mariadb_database.scalar("SELECT IS_FREE_LOCK(%s)", lock) == 1, 2,
+               what="the statement to be killed and the lock released")
+    assert mariadb_database.revisions() == [own.ids[-2]]
+    again = sidecar.run(env={**env, SLOW_SECONDS_ENV: "0", "MIGRATE_LOCK_TIMEOUT": "5"}, timeout=60)
+    assert_exit(again, 0)
+    assert mariadb_database.revisions() == [own.head]
+
+
 @pytest.mark.parametrize("table", ["AlembicVersion", "user"])
 def test_mixed_case_or_reserved_version_table_works_twice_in_a_row(database, revisions, sidecar, table):
     """Alembic quotes such names when it creates the table; every read (fast path, full path, proof) must too."""
