@@ -159,6 +159,19 @@ def _check_mark(token: str, *, present: bool) -> str:
             f"RAISE EXCEPTION 'alembic-sidecar: pooled session'; END IF; END$$")
 
 
+def _where_known(name: str, value: object) -> str:
+    """Set ``name`` for the session; an older server that lacks the setting skips it instead of failing."""
+    return (f"DO $$BEGIN PERFORM set_config('{name}', '{value}', false); "
+            "EXCEPTION WHEN undefined_object THEN NULL; END$$")
+
+
+# The server ends a silent client's session (and its lock): keepalive probes, unacknowledged data (12+), and a
+# check for a vanished client even mid-statement (14+), so a killed sidecar's work stops within seconds.
+LIVENESS = (f"SET tcp_keepalives_idle = {KEEPALIVE_IDLE}", f"SET tcp_keepalives_interval = {KEEPALIVE_INTERVAL}",
+            f"SET tcp_keepalives_count = {KEEPALIVE_COUNT}", _where_known("tcp_user_timeout", USER_TIMEOUT_MS),
+            _where_known("client_connection_check_interval", 2000))
+
+
 async def prepare_session(raw: Any, settings: Settings, endpoint: Endpoint | None) -> str:
     """Let the server drop our session (and lock) if the client goes silent; with ``endpoint``, detect a pooler.
 
@@ -170,16 +183,7 @@ async def prepare_session(raw: Any, settings: Settings, endpoint: Endpoint | Non
     import asyncpg
 
     token = secrets.token_hex(8)
-    statements = [f"SET tcp_keepalives_idle = {KEEPALIVE_IDLE}", f"SET tcp_keepalives_interval = {KEEPALIVE_INTERVAL}",
-                  f"SET tcp_keepalives_count = {KEEPALIVE_COUNT}",
-                  f"SELECT set_config('{SESSION_MARK}', '{token}', false)"]
-    version = raw.get_server_version().major
-    if version >= 12:
-        statements.append(f"SET tcp_user_timeout = {USER_TIMEOUT_MS}")
-    if version >= 14:
-        # A killed sidecar's session, and its lock, end within seconds even mid-statement.
-        statements.append("SET client_connection_check_interval = 2000")
-    await raw.execute("; ".join(statements))
+    await raw.execute("; ".join([*LIVENESS, f"SELECT set_config('{SESSION_MARK}', '{token}', false)"]))
     if endpoint is None:
         return token
     try:
@@ -308,11 +312,5 @@ BACKEND_ID_QUERY = "SELECT pg_backend_pid()"
 
 def users_session_settings(settings: Settings, endpoint: Endpoint, *, is_mariadb: bool) -> list[str]:
     """What a user's env.py session gets on connect: our liveness bounds, the URL's `options`, the timeouts."""
-    statements = [f"SET tcp_keepalives_idle = {KEEPALIVE_IDLE}", f"SET tcp_keepalives_interval = {KEEPALIVE_INTERVAL}",
-                  f"SET tcp_keepalives_count = {KEEPALIVE_COUNT}",
-                  # Settings newer servers have; older ones skip them (undefined_object) instead of failing.
-                  "DO $$BEGIN PERFORM set_config('tcp_user_timeout', '" + str(USER_TIMEOUT_MS) + "', false); "
-                  "PERFORM set_config('client_connection_check_interval', '2000', false); "
-                  "EXCEPTION WHEN undefined_object THEN NULL; END$$"]
-    statements += [f"SELECT set_config({_literal(name)}, {_literal(value)}, false)" for name, value in endpoint.options]
-    return statements + migration_settings(settings, is_mariadb=is_mariadb, bundled=False)
+    options = [f"SELECT set_config({_literal(name)}, {_literal(value)}, false)" for name, value in endpoint.options]
+    return [*LIVENESS, *options, *migration_settings(settings, is_mariadb=is_mariadb, bundled=False)]
