@@ -8,7 +8,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
 config = context.config
-# Set by alembic_sidecar.runner: configure() keywords (per-migration transactions, version table, callbacks).
+# Set by alembic_sidecar: configure() keywords (per-migration transactions, version table, callbacks, and for
+# `drift` compare_type / compare_server_default from MIGRATE_COMPARE_*). Run by the plain `alembic` command, none:
+# Alembic's defaults.
 options = dict(config.attributes.get("configure_options", {}))
 # MIGRATE_METADATA, imported by alembic_sidecar: operations name unnamed constraints by its naming_convention, and
 # `alembic-sidecar drift` compares the database with it.

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from .alembic_env import TARGET_METADATA, Project
 from .errors import AccessDenied, ConfigurationError, PendingRevisions, SchemaDrift, SidecarError, TransientFault
 from .failures import TRANSIENT, Fault, describe as describe_error
+from .settings import OPTIONS, Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -15,9 +16,24 @@ if TYPE_CHECKING:
 IN_SUMMARY = 5
 
 
+def comparison_options(settings: Settings) -> dict[str, Any]:
+    """The configure() keywords of MIGRATE_COMPARE_*: what the bundled env.py's comparison looks at."""
+    return {"compare_type": settings.compare_type, "compare_server_default": settings.compare_server_default}
+
+
 def require_metadata(project: Project) -> None:
-    """Refuse `drift` before any connection when there is nothing to compare with; import MIGRATE_METADATA now."""
-    if project.bundled and project.metadata is None:
+    """Refuse `drift` before any connection when there is nothing to compare with, or when a comparison setting
+    would be lost in the user's env.py; import MIGRATE_METADATA now."""
+    if not project.bundled:
+        changed = [option.env for option in OPTIONS if option.field in comparison_options(project.settings)
+                   and getattr(project.settings, option.field) != option.default]
+        if changed:
+            names = " and ".join(changed)
+            raise ConfigurationError(f"{names} {'applies' if len(changed) == 1 else 'apply'} only to the bundled "
+                                     "env.py; with ALEMBIC_CONFIG your env.py passes its own comparison options",
+                                     hint=f"unset {names} and pass compare_type / compare_server_default to "
+                                          "context.configure() in your env.py")
+    elif project.metadata is None:
         raise ConfigurationError("drift compares the database with your models, and MIGRATE_METADATA is not set",
                                  hint="set MIGRATE_METADATA=module:attribute to your models' MetaData or declarative "
                                       "base (importable through MIGRATE_PYTHONPATH)")
@@ -28,7 +44,8 @@ def differences(project: Project, connection: Connection | None,
     """Run Alembic's autogenerate comparison through the project's env.py, as `alembic check` does.
 
     ``connection`` (bundled env.py only) is handed to env.py; the user's env.py connects on its own and brings its
-    own target_metadata and comparison options (include_object, compare_type...).
+    own target_metadata and comparison options (include_object, compare_type...); the bundled one gets
+    MIGRATE_COMPARE_TYPE and MIGRATE_COMPARE_SERVER_DEFAULT.
     """
     from alembic.autogenerate import RevisionContext
     from alembic.runtime.environment import EnvironmentContext
@@ -36,7 +53,7 @@ def differences(project: Project, connection: Connection | None,
     script = project.script
     config = project.alembic_config()
     if project.bundled:
-        config.attributes["configure_options"] = dict(configure_options or {})
+        config.attributes["configure_options"] = {**(configure_options or {}), **comparison_options(project.settings)}
         config.attributes["connection"] = connection
         config.attributes[TARGET_METADATA] = project.metadata
     revision_context = RevisionContext(config, script, dict(

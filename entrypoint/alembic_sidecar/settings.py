@@ -240,6 +240,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("termination_log", "MIGRATE_TERMINATION_LOG", "File that receives the one-line summary when it "
            "is writable (Kubernetes shows it in `kubectl describe pod`).",
            default="/dev/termination-log", metavar="PATH"),
+    # Alembic's own defaults for EnvironmentContext.configure() (compare_type True since Alembic 1.12).
+    Option("compare_type", "MIGRATE_COMPARE_TYPE", "`drift` compares column types (Alembic's compare_type). "
+           "With ALEMBIC_CONFIG your env.py decides, and `drift` refuses false (exit 2).",
+           default=True, parse=_boolean, metavar="BOOL"),
+    Option("compare_server_default", "MIGRATE_COMPARE_SERVER_DEFAULT", "`drift` compares server defaults "
+           "(Alembic's compare_server_default; on PostgreSQL Alembic evaluates both in a SELECT). With "
+           "ALEMBIC_CONFIG your env.py decides, and `drift` refuses true (exit 2).",
+           default=False, parse=_boolean, metavar="BOOL"),
 )
 
 
@@ -286,6 +294,8 @@ class Settings:
     log_format: str = _default("log_format")
     log_level: str = _default("log_level")
     termination_log: str = _default("termination_log")
+    compare_type: bool = _default("compare_type")
+    compare_server_default: bool = _default("compare_server_default")
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 

@@ -113,6 +113,67 @@ def test_drift_does_not_wait_for_the_migration_lock(server_database, naming, sid
     assert not result.named("lock_acquired")
 
 
+# -- MIGRATE_COMPARE_SERVER_DEFAULT and MIGRATE_COMPARE_TYPE: Alembic's comparison options -------------------------
+
+N4 = '''"""items.stock with a server default
+
+Revision ID: n4
+Revises: n3
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "n4"
+down_revision = "n3"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("items", sa.Column("stock", sa.Integer, nullable=False, server_default="0"))
+'''
+
+
+def with_stock(naming, module: str, stock: str, name: str = "sa.String(100)") -> None:
+    """Revision n4 (items.stock, server default 0) and the models at n4 as ``module``, with ``stock`` and ``name``
+    as the model's columns."""
+    (naming.versions / "n4_items_stock.py").write_text(N4)
+    source = (naming.models / "naming_models.py").read_text()
+    assert 'sa.Column("name", sa.String(100), nullable=False, index=True))' in source
+    (naming.models / f"{module}.py").write_text(source.replace(
+        'sa.Column("name", sa.String(100), nullable=False, index=True))',
+        f'sa.Column("name", {name}, nullable=False, index=True),\n{" " * 17}sa.Column("stock", {stock}))'))
+
+
+def test_a_changed_server_default_is_drift_only_with_compare_server_default(database, naming, sidecar):
+    with_stock(naming, "stock_models", 'sa.Integer, nullable=False, server_default="0"')
+    with_stock(naming, "stock_default_changed", 'sa.Integer, nullable=False, server_default="5"')
+    migrated(database, naming, sidecar)
+    compare = {"MIGRATE_COMPARE_SERVER_DEFAULT": "true"}
+    # The same default on both sides is no drift with the comparison on: no false alarm on any database.
+    assert_exit(sidecar.run("drift", env={**naming.env(database, metadata="stock_models:metadata"), **compare}), 0)
+    changed = naming.env(database, metadata="stock_default_changed:metadata")
+    assert_exit(sidecar.run("drift", env=changed), 0)  # Alembic's default: server defaults are not compared
+    result = sidecar.run("drift", env={**changed, **compare})
+    assert_clean_failure(result, 10, "modify_default items.stock")
+    (found,) = result.one("drift")["differences"]
+    assert found.startswith("modify_default items.stock: ") and found.endswith("5"), found
+    assert_exit(sidecar.run("drift", "--compare-server-default", "yes", env=changed), 10)
+
+
+def test_a_changed_column_type_is_drift_unless_compare_type_is_false(database, naming, sidecar):
+    with_stock(naming, "stock_models", 'sa.Integer, nullable=False, server_default="0"')
+    with_stock(naming, "name_longer", 'sa.Integer, nullable=False, server_default="0"', name="sa.String(150)")
+    migrated(database, naming, sidecar)
+    assert_exit(sidecar.run("drift", env=naming.env(database, metadata="stock_models:metadata")), 0)
+    changed = naming.env(database, metadata="name_longer:metadata")
+    result = sidecar.run("drift", env=changed)  # Alembic's default: types are compared
+    assert_clean_failure(result, 10, "modify_type items.name")
+    assert result.one("drift")["differences"] == ["modify_type items.name: VARCHAR(100) -> VARCHAR(150)"]
+    assert_exit(sidecar.run("drift", env={**changed, "MIGRATE_COMPARE_TYPE": "false"}), 0)
+    assert_exit(sidecar.run("drift", "--compare-type", "off", env=changed), 0)
+
+
 # -- your own Alembic project: its env.py's target_metadata ------------------------------------------------------
 
 def alembic_project(tmp_path: Path, naming, template: str | None, models: str | None) -> Path:
@@ -149,3 +210,15 @@ def test_drift_through_an_env_py_without_target_metadata_is_2(pg_database, namin
     result = sidecar.run("drift", env={"ALEMBIC_CONFIG": str(ini), "DATABASE_URL": pg_database.url,
                                        "MIGRATE_VERSIONS_DIR": None})
     assert_clean_failure(result, 2, "target_metadata", "env.py")
+
+
+@pytest.mark.parametrize("variable, value", [("MIGRATE_COMPARE_SERVER_DEFAULT", "true"),
+                                             ("MIGRATE_COMPARE_TYPE", "false")])
+def test_drift_through_your_own_env_py_refuses_a_comparison_setting_it_would_not_see(
+        sqlite_database, naming, sidecar, tmp_path, variable, value):
+    ini = alembic_project(tmp_path, naming, "async", "naming_models:metadata")
+    result = sidecar.run("drift", env={"ALEMBIC_CONFIG": str(ini), "DATABASE_URL": sqlite_database.url,
+                                       "MIGRATE_VERSIONS_DIR": None, "MIGRATE_PYTHONPATH": str(naming.models),
+                                       variable: value})
+    assert_clean_failure(result, 2, variable, "ALEMBIC_CONFIG", "context.configure()")
+    assert not sqlite_database.path.exists(), "the SQLite file was created: the run connected"

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from alembic_sidecar.alembic_env import load_metadata
-from alembic_sidecar.drift import describe, drift_error
+from alembic_sidecar.drift import comparison_options, describe, drift_error
 from alembic_sidecar.errors import ConfigurationError
 from alembic_sidecar.settings import from_environ
 
@@ -37,6 +37,22 @@ def test_metadata_setting_refuses_anything_else_naming_the_variable(raw):
         from_environ({"MIGRATE_METADATA": raw}, [])
     assert raised.value.exit_code == 2
     assert "MIGRATE_METADATA" in str(raised.value) and "module:attribute" in str(raised.value)
+
+
+def test_comparison_settings_default_to_alembics_own_configure_defaults():
+    import inspect
+
+    from alembic.runtime.environment import EnvironmentContext
+
+    alembics = inspect.signature(EnvironmentContext.configure).parameters
+    options = comparison_options(from_environ({}, []))
+    assert options == {name: alembics[name].default for name in options} == {
+        "compare_type": True, "compare_server_default": False}
+
+
+def test_comparison_settings_become_configure_keywords():
+    settings = from_environ({"MIGRATE_COMPARE_TYPE": "false"}, ["drift", "--compare-server-default", "true"])
+    assert comparison_options(settings) == {"compare_type": False, "compare_server_default": True}
 
 
 def test_drift_is_a_command_bare_and_with_flags():

@@ -45,6 +45,8 @@ NON_DEFAULT = {
     "log_format": ("console", "console"),
     "log_level": ("debug", "debug"),
     "termination_log": ("/tmp/termination", "/tmp/termination"),
+    "compare_type": ("false", False),
+    "compare_server_default": ("on", True),
 }
 
 SERVER_TIMEOUT = "from 0.001 to 2147483"
@@ -66,6 +68,8 @@ REFUSED = [
     ("DB_SSLMODE", "on", ["disable, allow"]),
     ("MIGRATE_ALLOW_DOWNGRADE", "maybe", ["true or false"]),
     ("MIGRATE_TRANSACTION_PER_MIGRATION", "2", ["true or false"]),
+    ("MIGRATE_COMPARE_TYPE", "sometimes", ["true or false"]),
+    ("MIGRATE_COMPARE_SERVER_DEFAULT", "2", ["true or false"]),
     ("MIGRATE_ON_UNKNOWN_REVISION", "skip", ["error, ignore"]),
     ("MIGRATE_VERSION_TABLE", "alembic_version; DROP TABLE accounts", ["plain table name"]),
     ("MIGRATE_VERSION_TABLE", "1table", ["plain table name"]),
