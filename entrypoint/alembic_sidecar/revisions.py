@@ -8,16 +8,19 @@ import os
 import re
 import sys
 import traceback
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .errors import ConfigurationError, RevisionError
 
 if TYPE_CHECKING:
-    from alembic.script import ScriptDirectory
+    from alembic.script import Script, ScriptDirectory
 
-# `revision = "abc"` / `down_revision: Union[str, None] = ("a", "b")`, at the start of a line, as Alembic writes them.
-_ASSIGNMENT = re.compile(r"^(revision|down_revision|depends_on)\s*(?::[^=\n]*)?=\s*(.+?)\s*(?:#.*)?$", re.M)
+# `revision = "abc"` / `down_revision: Union[str, None] = ("a", "b")`, at the start of a line, as Alembic writes them;
+# an indented one (under an `if`, or a local in upgrade()) is caught too, and sends the run to the full load.
+_ASSIGNMENT = re.compile(r"^([ \t]*)(revision|down_revision|depends_on)\s*(?::[^=\n]*)?=\s*(.+?)\s*(?:#.*)?$", re.M)
 _PLAIN_STRING = re.compile(r"""^(['"])([^'"\\]*)\1$""")
 _SOURCE_FILE = re.compile(r"^(?!\.#|__init__)(.*\.py)$")
 
@@ -37,6 +40,9 @@ class RevisionIndex:
 def check_versions_dir(path: str) -> tuple[str, ...]:
     """The revision file names in ``path``; a missing or empty directory is a configuration error."""
     if not os.path.isdir(path):
+        if os.path.exists(path):
+            raise ConfigurationError(f"versions directory {path!r} is not a directory",
+                                     hint="point MIGRATE_VERSIONS_DIR at the directory that holds your revision files")
         raise ConfigurationError(f"versions directory {path!r} does not exist",
                                  hint="mount your revision files there or set MIGRATE_VERSIONS_DIR")
     try:
@@ -52,7 +58,8 @@ def check_versions_dir(path: str) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=8)
 def scan(path: str, names: tuple[str, ...]) -> RevisionIndex | None:
-    """Read revision ids without importing the files; None when any file is not plainly written (then load)."""
+    """Read revision ids without importing the files; None when any file is not plainly written, or when the ids do
+    not form a plain graph (an id declared twice, a parent no file declares): then load() explains it."""
     parents: dict[str, tuple[str, ...]] = {}
     for name in names:
         try:
@@ -62,10 +69,11 @@ def scan(path: str, names: tuple[str, ...]) -> RevisionIndex | None:
             return None
         found: dict[str, object] = {}
         for match in _ASSIGNMENT.finditer(source):
-            if match.group(1) in found:
-                return None  # assigned twice: only executing the file can tell which wins
+            indent, name, value = match.groups()
+            if indent or name in found:
+                return None  # assigned twice or conditionally: only executing the file can tell which wins
             try:
-                found[match.group(1)] = _literal(match.group(2))
+                found[name] = _literal(value)
             except (ValueError, SyntaxError):
                 return None
         revision, down = found.get("revision"), found.get("down_revision", None)
@@ -79,6 +87,8 @@ def scan(path: str, names: tuple[str, ...]) -> RevisionIndex | None:
             parents[revision] = tuple(down)
         else:
             return None
+    if any(parent not in parents for parents_of in parents.values() for parent in parents_of):
+        return None
     return RevisionIndex(parents)
 
 
@@ -102,19 +112,71 @@ def load(script: ScriptDirectory, versions_dir: str) -> None:
     """Import every revision file now, so a broken one fails before the database is touched."""
     from alembic.util import CommandError
 
+    loaded = _record_loaded(script)
     try:
-        script.revision_map.heads  # noqa: B018 - building the map imports every file
+        with warnings.catch_warnings():
+            # Alembic only warns of an id declared twice (and keeps one file) or of a missing parent (then fails
+            # on it): both are reported below, naming the files.
+            warnings.filterwarnings("ignore", r"Revision \S+ (is present more than once|referenced from .*)",
+                                    UserWarning)
+            script.revision_map.heads  # noqa: B018 - building the map imports every file
     except SyntaxError as exc:
         where = f"{exc.filename}, line {exc.lineno}" if exc.filename else "a revision file"
         raise RevisionError(f"syntax error in {where}: {exc.msg}", hint=f"fix the file{_NEWER_PYTHON}") from None
-    except CommandError as exc:
-        raise RevisionError(f"the revision files do not form a valid graph: {exc}",
-                            hint="fix down_revision in the files named") from None
     except Exception as exc:
+        error = _graph_error(loaded)  # a duplicated id or a missing parent is what broke the graph
+        if error is not None:
+            raise error from None
+        if isinstance(exc, CommandError):
+            raise RevisionError(f"the revision files do not form a valid graph: {exc}",
+                                hint="fix down_revision in the files named") from None
         culprit = _file_in_traceback(exc, versions_dir) or "a revision file"
         python = "" if isinstance(exc, (ImportError, AttributeError)) else _NEWER_PYTHON
         raise RevisionError(f"{culprit} failed to import: {type(exc).__name__}: {exc}",
                             hint=f"install what it imports (see MIGRATE_PYTHONPATH) or fix the file{python}") from None
+    error = _graph_error(loaded)
+    if error is not None:
+        raise error
+
+
+def _record_loaded(script: ScriptDirectory) -> list[Script]:
+    """Every revision file Alembic loads, in a list: its map keeps only one file per id."""
+    loaded: list[Script] = []
+    load_files = script.revision_map._generator
+
+    def recording() -> Iterator[Script]:
+        for revision in load_files():
+            loaded.append(revision)
+            yield revision
+
+    script.revision_map._generator = recording
+    return loaded
+
+
+def _graph_error(loaded: list[Script]) -> RevisionError | None:
+    """A revision id that two files declare, or a parent that no file declares, naming the files."""
+    files: dict[str, list[str]] = {}
+    for revision in loaded:
+        files.setdefault(revision.revision, []).append(revision.path)
+    for revision_id, paths in files.items():
+        if len(paths) > 1:
+            return RevisionError(f"revision id {revision_id!r} is duplicated: declared by "
+                                 f"{' and '.join(sorted(paths))}",
+                                 hint="give each revision file its own id (keep one, or give the other a new id and "
+                                      "fix the down_revision that follows it)")
+    known = set(files) | {label for revision in loaded for label in revision.branch_labels}
+    for revision in loaded:
+        for name, references in (("down_revision", revision.down_revision), ("depends_on", revision.dependencies)):
+            for missing in (reference for reference in _as_tuple(references) if reference not in known):
+                return RevisionError(f"{revision.path}: {name} {missing!r} is declared by no revision file",
+                                     hint=f"restore the file of revision {missing!r}, or fix {name} in that file")
+    return None
+
+
+def _as_tuple(references: str | Sequence[str] | None) -> tuple[str, ...]:
+    if references is None:
+        return ()
+    return (references,) if isinstance(references, str) else tuple(references)
 
 
 def _file_in_traceback(exc: BaseException, directory: str) -> str | None:

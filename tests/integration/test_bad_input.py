@@ -58,7 +58,8 @@ def test_versions_directory_that_is_a_file_is_exit_2(db, sidecar, tmp_path):
     path = tmp_path / "file.py"
     path.write_text("")
     result = sidecar.run(env={"DATABASE_URL": db.url, "MIGRATE_VERSIONS_DIR": str(path)})
-    assert_clean_failure(result, 2)
+    failed = assert_clean_failure(result, 2, str(path), "not a directory")
+    assert "does not exist" not in failed["error"]
 
 
 @pytest.mark.parametrize("command", ["upgrade", "check", "heads", "history", "sql"])
