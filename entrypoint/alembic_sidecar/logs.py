@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
@@ -23,6 +24,18 @@ _CHOSEN: dict[str, Any] = {"format": "auto", "level": "info", "stream": None, "c
 def setup(log_format: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     """Choose the format, level and stream; structlog is configured when first needed."""
     _CHOSEN.update(format=log_format, level=level, stream=stream or sys.stdout, configured=False)
+    # A Python warning (Alembic's, a revision's, a driver's) is a log event too, never a raw line on stderr.
+    warnings.showwarning = _show_warning
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """warnings.showwarning: one ``python_warning`` event; structlog is imported only when a warning fires."""
+    try:
+        get_logger().warning("python_warning", warning=str(message), category=category.__name__,
+                             source=f"{filename}:{lineno}")
+    except Exception:  # noqa: S110 - a warning must never break the code that raised it
+        pass
 
 
 def add_secrets(forms: list[str]) -> None:

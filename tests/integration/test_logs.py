@@ -8,7 +8,7 @@ import pytest
 
 from tests.fixtures.databases import free_port, register_secret
 
-from .conftest import assert_clean_failure, assert_exit
+from .conftest import assert_clean_failure, assert_exit, init_alembic_project
 
 pytestmark = pytest.mark.integration
 
@@ -78,6 +78,69 @@ def test_unwritable_termination_log_is_ignored(sqlite_database, revisions, sidec
                               "MIGRATE_TERMINATION_LOG": str(tmp_path / "no" / "such" / "dir" / "log")})
     assert_exit(result, 0)
     assert "Traceback" not in result.output
+
+
+# --- Python warnings -----------------------------------------------------------------------------------------------
+
+def _assert_only_json_lines(result) -> None:
+    for stream, text in (("stdout", result.stdout), ("stderr", result.stderr)):
+        for line in text.splitlines():
+            if line.strip():
+                try:
+                    json.loads(line)
+                except ValueError:
+                    pytest.fail(f"a {stream} line is not JSON: {line!r}\n{result}")
+
+
+def _warning_events(result) -> list[str]:
+    events = result.named("python_warning")
+    assert all(event["level"] == "warning" and event["category"] for event in events), events
+    return [event["warning"] for event in events]
+
+
+@pytest.mark.parametrize("fixture", ["sqlite_database", "pg_database"])
+@pytest.mark.parametrize("mode", ["bundled", "alembic_config"])
+def test_python_warnings_are_json_log_lines(request, tmp_path, revisions, sidecar, fixture, mode):
+    """Alembic's UserWarning (`downgrade -1` from several heads) and a revision's own warning are log events, not
+    raw lines on stderr; with ALEMBIC_CONFIG they fire in the thread that runs the user's env.py."""
+    from tests.fixtures.revisions import Revisions
+
+    database = request.getfixturevalue(fixture)
+    env = {"DATABASE_URL": database.url, "MIGRATE_ALLOW_DOWNGRADE": "true", "MIGRATE_LOG_FORMAT": "json"}
+    own = revisions
+    if mode == "alembic_config":
+        ini = init_alembic_project(tmp_path / "project", "async")
+        own = Revisions(ini.parent / "migrations" / "versions")
+        env.update(ALEMBIC_CONFIG=str(ini), MIGRATE_VERSIONS_DIR=None)
+        # This env.py leaves logging to the sidecar (the generated one hands it to alembic.ini's own format).
+        env_py = ini.parent / "migrations" / "env.py"
+        text = env_py.read_text()
+        assert "    fileConfig(config.config_file_name)" in text
+        env_py.write_text(text.replace("    fileConfig(config.config_file_name)", "    pass"))
+    own.chain(2)
+    own.add('    import warnings\n    warnings.warn("revision {rev} warns on purpose")\n', message="warns")
+    own.branch()
+    upgraded = sidecar.run("upgrade", "heads", env=env)
+    assert_exit(upgraded, 0)
+    _assert_only_json_lines(upgraded)
+    assert any("warns on purpose" in text for text in _warning_events(upgraded)), upgraded
+    downgraded = sidecar.run("downgrade", "-1", env=env)
+    assert_exit(downgraded, 0)
+    _assert_only_json_lines(downgraded)
+    assert any("multiple heads" in text for text in _warning_events(downgraded)), downgraded
+
+
+def test_the_fast_no_op_imports_no_structlog_for_warnings(sqlite_database, revisions, sidecar):
+    """The hook that logs Python warnings imports structlog only when a warning fires."""
+    revisions.chain(1)
+    env = {"DATABASE_URL": sqlite_database.url}
+    assert_exit(sidecar.run(env=env), 0)
+    result = sidecar.run(env={**env, "PYTHONPROFILEIMPORTTIME": "1"})
+    assert_exit(result, 0)
+    assert result.one("migration_complete")["applied"] == 0
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "import time:" in line]
+    assert "alembic_sidecar.logs" in imported, result
+    assert not [name for name in imported if name.split(".")[0] in ("structlog", "alembic", "sqlalchemy")]
 
 
 # --- no secret in any output --------------------------------------------------------------------------------------
