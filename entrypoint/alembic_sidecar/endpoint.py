@@ -43,7 +43,6 @@ CREDENTIAL_PARAMETERS = ("user", "password")
 # libpq's `options`: server settings for the session, as -c name=value (or --name=value) pairs.
 SERVER_OPTIONS_PARAMETER = "options"
 _SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
-URL_FORM_HINT = "use the form postgresql://USER:PASSWORD@HOST:PORT/DB with special characters percent-encoded"
 
 
 @dataclass(frozen=True)
@@ -171,21 +170,24 @@ def _settle_tls(endpoint: Endpoint) -> Endpoint:
 
 def parse_url(raw: str, source: str) -> Endpoint:
     """A URL in any supported form; the message never echoes it, since it may hold a password."""
-    try:
-        parts = urlsplit(raw.strip())
-        port = parts.port
-    except ValueError:
-        raise ConfigurationError(f"{source} is not a valid database URL", hint=URL_FORM_HINT) from None
-    scheme = parts.scheme.split("+")[0].lower()
-    if not parts.scheme or "://" not in raw:
-        raise ConfigurationError(f"{source} is not a valid database URL", hint=URL_FORM_HINT)
+    raw = raw.strip()
+    scheme = raw.partition("://")[0].split("+")[0].lower() if "://" in raw else ""
+    if not scheme:
+        raise ConfigurationError(f"{source} is not a valid database URL", hint=_form_hint("postgresql"))
     backend = BACKENDS.get(scheme)
     if backend is None:
         raise ConfigurationError(f"unsupported database kind {scheme!r} in {source}",
                                  hint="use postgresql://, mysql://, mariadb:// or sqlite:/// (asyncpg, aiomysql, "
                                       "aiosqlite)")
-    if parts.fragment:
-        raise ConfigurationError(f"{source} has a '#' fragment", hint="percent-encode '#' in a password as %23")
+    # A '#' starts a fragment, which no database URL has: it is a password's '#' that cut the URL short.
+    if "#" in raw:
+        raise ConfigurationError(f"{source} has a '#' that is not percent-encoded",
+                                 hint="a '#' in the password (or anywhere in the URL) is written "
+                                      + _encoded("%23", source))
+    try:
+        parts = urlsplit(raw)
+    except ValueError:  # an unbalanced '[' of an IPv6 address
+        raise ConfigurationError(f"{source} is not a valid database URL", hint=_form_hint(scheme)) from None
     query = parse_qsl(parts.query, keep_blank_values=True)
     if backend == "sqlite":
         return _sqlite(parts.netloc, parts.path, query, source)
@@ -204,7 +206,9 @@ def parse_url(raw: str, source: str) -> Endpoint:
                                  f"{', '.join(unknown)}", hint=f"remove them; supported: {supported}")
     if "," in parts.netloc or not parts.hostname:
         raise ConfigurationError(f"{source} names no single server host",
-                                 hint="give one host, as in postgresql://USER:PASSWORD@HOST:5432/DB")
+                                 hint=f"give one host, as in {scheme}://USER:PASSWORD@HOST:"
+                                      f"{DEFAULT_PORTS[backend]}/DB")
+    port = _port(parts.netloc, raw.partition("://")[2][len(parts.netloc):], source, scheme)
     sslmodes = {params[key].lower() for key in SSL_PARAMETERS if key in params}
     if len(sslmodes) > 1:
         raise ConfigurationError(f"{source} sets the TLS mode twice, differently", hint="set sslmode once")
@@ -221,6 +225,36 @@ def parse_url(raw: str, source: str) -> Endpoint:
     return Endpoint(backend, parts.hostname, port or DEFAULT_PORTS[backend], user or None, password,
                     unquote(parts.path.lstrip("/")) or None, sslmode, options, **tls,
                     ssl_check_hostname=check_hostname, tls_sources=sources)
+
+
+def _port(netloc: str, after_netloc: str, source: str, scheme: str) -> int | None:
+    """The URL's port, 1 to 65535, or None when it names none; 0 is refused, not read as "the default"."""
+    host_and_port = netloc.rpartition("@")[2]
+    if host_and_port.startswith("["):  # [IPv6]:port
+        host_and_port = host_and_port.partition("]")[2]
+    text = host_and_port.partition(":")[2]
+    if not text:
+        return None
+    if re.fullmatch(r"[0-9]+", text) and len(text.lstrip("0")) <= 5 and 1 <= int(text) <= 65535:
+        return int(text)
+    # A password cut short by an unencoded '/' or '?' leaves its start here: show the port only when it is a
+    # number and the credentials are intact (an '@' before the host) or absent (no '@' after it either).
+    intact = "@" in netloc or "@" not in after_netloc
+    message = (f"{source} has port {text}: a port is a number from 1 to 65535"
+               if intact and re.fullmatch(r"[0-9]{1,9}", text) else
+               f"{source} has a port that is not a number from 1 to 65535")
+    raise ConfigurationError(message, hint=f"write it as {scheme}://USER:PASSWORD@HOST:"
+                                           f"{DEFAULT_PORTS[BACKENDS[scheme]]}/DB, or leave it out for the default; "
+                                           "in a password, '/' is written %2F and '?' %3F")
+
+
+def _form_hint(scheme: str) -> str:
+    return f"use the form {scheme}://USER:PASSWORD@HOST:PORT/DB with special characters percent-encoded"
+
+
+def _encoded(code: str, source: str) -> str:
+    """How a percent-encoded character is written where the URL is: an ini file doubles every '%'."""
+    return code if source == "DATABASE_URL" else f"{code.replace('%', '%%')} in the ini file (configparser doubles %)"
 
 
 def _family(backend: str) -> str:

@@ -17,6 +17,31 @@ def parse(env):
     return endpoints.from_settings(from_environ(env, []))
 
 
+def resolve(url, source, env=None):
+    """The endpoint of ``url`` given as DATABASE_URL or as an ALEMBIC_CONFIG ini's sqlalchemy.url."""
+    if source == "DATABASE_URL":
+        return parse({"DATABASE_URL": url, **(env or {})})
+    return endpoints.from_settings(from_environ({"ALEMBIC_CONFIG": "alembic.ini", **(env or {})}, []),
+                                   fallback_url=url)
+
+
+# Every server URL form, as DATABASE_URL and as the ini's URL: each gets the same checks and messages.
+SCHEMES = ["postgresql", "postgres", "postgresql+asyncpg", "postgresql+psycopg2", "mysql", "mysql+pymysql",
+           "mysql+aiomysql", "mariadb", "mariadb+aiomysql", "mariadb+pymysql"]
+SOURCES = ["DATABASE_URL", "ini"]
+every_form = pytest.mark.parametrize("scheme, source", [(scheme, source) for scheme in SCHEMES
+                                                        for source in SOURCES])
+
+
+def refusal(url, source, env=None):
+    """The message (with its hint) that refuses ``url``; it must name where the URL came from."""
+    with pytest.raises(ConfigurationError) as raised:
+        resolve(url, source, env)
+    text = str(raised.value)
+    assert ("DATABASE_URL" if source == "DATABASE_URL" else "sqlalchemy.url in alembic.ini") in text
+    return text
+
+
 @pytest.mark.parametrize("given, backend, port", [
     ("postgres://u:p@h/db", "postgresql", 5432),
     ("postgresql://u:p@h:6432/db", "postgresql", 6432),
@@ -92,9 +117,9 @@ def test_mysql_password_is_sent_as_its_utf8_bytes():
     ({"DATABASE_URL": "oracle://u:secretpw@h/x"}, "unsupported database kind 'oracle'"),
     ({"DATABASE_URL": "postgresql://u:secretpw@h/x?server_settings=search_path"}, "does not understand"),
     ({"DATABASE_URL": "postgresql://u:secretpw@h1,h2/x"}, "no single server host"),
-    ({"DATABASE_URL": "postgresql://u:secretpw@h:99999/x"}, "not a valid database URL"),
-    ({"DATABASE_URL": "postgresql://u:secret#pw@h/x"}, "not a valid database URL"),
-    ({"DATABASE_URL": "postgresql://u:secretpw@h/x#pw"}, "fragment"),
+    ({"DATABASE_URL": "postgresql://u:secretpw@h:99999/x"}, "port 99999"),
+    ({"DATABASE_URL": "postgresql://u:secret#pw@h/x"}, "'#' that is not percent-encoded"),
+    ({"DATABASE_URL": "postgresql://u:secretpw@h/x#pw"}, "'#' that is not percent-encoded"),
     ({"DATABASE_URL": "postgresql://u:secretpw@h/x?sslmode=sometimes"}, "unknown sslmode"),
     ({"DATABASE_URL": "sqlite:///x.db?mode=ro"}, "SQLite URL"),
     ({"DB_DRIVER": "postgresql", "DB_NAME": "x"}, "DB_HOST required"),
@@ -123,3 +148,55 @@ def test_libpq_options_become_server_settings(options, expected):
 def test_options_the_sidecar_cannot_apply_are_refused(url):
     with pytest.raises(ConfigurationError):
         parse({"DATABASE_URL": url})
+
+
+# --- ports (issue 14, item 8) ---------------------------------------------------------------------------------------
+
+@every_form
+@pytest.mark.parametrize("port", ["0", "00", "65536", "99999", "123456789"])
+def test_a_port_outside_1_to_65535_is_refused_naming_it_in_every_form(scheme, source, port):
+    text = refusal(f"{scheme}://u:secretpw@h:{port}/db", source)
+    assert f"has port {port}: a port is a number from 1 to 65535" in text
+    assert "secretpw" not in text and f"{scheme}://u" not in text
+
+
+@every_form
+@pytest.mark.parametrize("port", ["notaport", "-1", "5432x", "٥٤٣٢", "99999999999999999999"])
+def test_a_port_that_is_not_a_number_is_refused_in_every_form(scheme, source, port):
+    text = refusal(f"{scheme}://u:secretpw@h:{port}/db", source)
+    assert "has a port that is not a number from 1 to 65535" in text
+    assert "secretpw" not in text and port not in text
+
+
+@every_form
+def test_a_password_cut_short_by_a_slash_is_not_shown_as_a_port(scheme, source):
+    # postgresql://u:99999/secretpw@h/db: urlsplit reads host "u" and port "99999", the password's start.
+    text = refusal(f"{scheme}://u:99999/secretpw@h/db", source)
+    assert "99999" not in text and "secretpw" not in text
+    assert "%2F" in text
+
+
+@every_form
+@pytest.mark.parametrize("port, expected", [("1", 1), ("65535", 65535), ("05432", 5432), ("", None)])
+def test_ports_from_1_to_65535_are_taken_in_every_form(scheme, source, port, expected):
+    found = resolve(f"{scheme}://u:p@h:{port}/db" if port else f"{scheme}://u:p@h/db", source)
+    assert found.port == (expected or endpoints.DEFAULT_PORTS[found.backend])
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_an_ipv6_host_keeps_its_port_checks(source):
+    assert resolve("postgresql://u@[::1]:6432/db", source).port == 6432
+    assert "has port 0" in refusal("postgresql://u@[::1]:0/db", source)
+
+
+# --- '#' in a password (issue 14, item 8) ---------------------------------------------------------------------------
+
+@every_form
+@pytest.mark.parametrize("auth_and_host", ["u:secret#pw@h", "u:secret#pw@h:5432", "u:se#cret@h:99999",
+                                           "u:secretpw@h"])
+def test_an_unencoded_hash_is_named_with_its_encoding_in_every_form(scheme, source, auth_and_host):
+    url = f"{scheme}://{auth_and_host}/db" + ("" if "#" in auth_and_host else "#secretpw")
+    text = refusal(url, source)
+    assert "has a '#' that is not percent-encoded" in text
+    assert ("%23" if source == "DATABASE_URL" else "%%23 in the ini file") in text
+    assert "secret" not in text
