@@ -43,6 +43,10 @@ CREDENTIAL_PARAMETERS = ("user", "password")
 # libpq's `options`: server settings for the session, as -c name=value (or --name=value) pairs.
 SERVER_OPTIONS_PARAMETER = "options"
 _SETTING_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+# DB_* settings that name the server: a URL names it itself, so beside one they are refused rather than ignored.
+SERVER_SETTINGS = (("db_driver", "DB_DRIVER"), ("db_host", "DB_HOST"), ("db_port", "DB_PORT"), ("db_name", "DB_NAME"))
+# DB_* settings that fill in what a URL leaves out, as libpq's PGUSER and PGPASSWORD do.
+LOGIN_SETTINGS = (("db_user", "DB_USER"), ("db_password", "DB_PASSWORD"))
 
 
 @dataclass(frozen=True)
@@ -102,23 +106,67 @@ class Endpoint:
 
 def from_settings(settings: Settings, *, fallback_url: str | None = None,
                   environ: Mapping[str, str] | None = None) -> Endpoint:
-    """DATABASE_URL wins, then the DB_* settings, then (ALEMBIC_CONFIG mode) the ini's ``fallback_url``.
+    """DATABASE_URL, else the DB_* settings (with DB_DRIVER), else (ALEMBIC_CONFIG mode) the ini's ``fallback_url``.
 
-    Each TLS value comes from the URL's parameter, else its DB_* setting, else (PostgreSQL) libpq's PGSSL* variable
-    in ``environ``.
+    DB_USER and DB_PASSWORD fill in a URL that leaves them out; DB_DRIVER, DB_HOST, DB_PORT and DB_NAME beside a
+    URL are refused. Each TLS value comes from the URL's parameter, else its DB_* setting, else (PostgreSQL)
+    libpq's PGSSL* variable in ``environ``.
     """
     if settings.database_url is not None:
-        endpoint = parse_url(settings.database_url.reveal(), "DATABASE_URL")
+        endpoint = _beside_url(parse_url(settings.database_url.reveal(), "DATABASE_URL"), settings, "DATABASE_URL")
     elif settings.db_driver is not None:
         endpoint = _from_parts(settings)
     elif fallback_url:
-        endpoint = parse_url(fallback_url, "sqlalchemy.url in " + (settings.alembic_config or "alembic.ini"))
+        source = "sqlalchemy.url in " + (settings.alembic_config or "alembic.ini")
+        endpoint = _beside_url(parse_url(fallback_url, source), settings, source)
     else:
-        raise ConfigurationError("no database URL is configured",
+        given = _given(settings, SERVER_SETTINGS[1:] + LOGIN_SETTINGS)
+        raise ConfigurationError("no database URL is configured"
+                                 + (f": {_listed(given)} {_are(given)} set, but not DB_DRIVER" if given else ""),
                                  hint="set DATABASE_URL, or DB_DRIVER with DB_HOST, DB_USER, DB_PASSWORD and DB_NAME")
     if not endpoint.is_server:
         return endpoint
     return _settle_tls(_with_tls_settings(endpoint, settings, os.environ if environ is None else environ))
+
+
+def _beside_url(endpoint: Endpoint, settings: Settings, source: str) -> Endpoint:
+    """The URL with DB_USER / DB_PASSWORD filled in where it has none; any other DB_* server setting refused."""
+    ini = source != "DATABASE_URL"
+    # Beside the ini's URL, DB_DRIVER is what selects the DB_* settings instead (handled before this is called).
+    servers = _given(settings, SERVER_SETTINGS)
+    if servers:
+        raise ConfigurationError(
+            f"{_listed(servers)} {_are(servers)} set beside {source}, which names the server itself",
+            hint=("set DB_DRIVER too, so that the DB_* settings replace the ini's URL, or unset " + _listed(servers))
+            if ini else (f"put the server in DATABASE_URL and unset {_listed(servers)}, or unset DATABASE_URL to "
+                         "build the URL from DB_DRIVER and the other DB_* settings"))
+    changes: dict[str, str] = {}
+    for attribute, env in LOGIN_SETTINGS:
+        value, part = getattr(settings, attribute), attribute.removeprefix("db_")
+        if value is None:
+            continue
+        if not endpoint.is_server:
+            raise ConfigurationError(f"{env} is set beside {source}, a SQLite database, which has no {part}",
+                                     hint=f"unset {env}")
+        if getattr(endpoint, part):
+            raise ConfigurationError(f"{env} is set and {source} has a {part} too",
+                                     hint=f"set the {part} in one place: remove it from the URL (then {env} "
+                                          f"fills it in), or unset {env} and {env}_FILE")
+        changes[part] = value.reveal()
+    return _replace(endpoint, **changes) if changes else endpoint
+
+
+def _given(settings: Settings, named: tuple[tuple[str, str], ...]) -> list[str]:
+    """The variables among ``named`` (attribute, variable) that are set."""
+    return [env for attribute, env in named if getattr(settings, attribute) is not None]
+
+
+def _listed(names: list[str]) -> str:
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+
+
+def _are(names: list[str]) -> str:
+    return "are" if len(names) > 1 else "is"
 
 
 def _with_tls_settings(endpoint: Endpoint, settings: Settings, environ: Mapping[str, str]) -> Endpoint:
@@ -222,7 +270,7 @@ def parse_url(raw: str, source: str) -> Endpoint:
     check_hostname = None
     if CHECK_HOSTNAME_PARAMETER in params:
         check_hostname = _boolean(params[CHECK_HOSTNAME_PARAMETER], f"{CHECK_HOSTNAME_PARAMETER} in {source}")
-    return Endpoint(backend, parts.hostname, port or DEFAULT_PORTS[backend], user or None, password,
+    return Endpoint(backend, parts.hostname, port or DEFAULT_PORTS[backend], user or None, password or None,
                     unquote(parts.path.lstrip("/")) or None, sslmode, options, **tls,
                     ssl_check_hostname=check_hostname, tls_sources=sources)
 
@@ -324,6 +372,10 @@ def _from_parts(settings: Settings) -> Endpoint:
     driver = settings.db_driver
     assert driver is not None
     if driver == "sqlite":
+        servers = _given(settings, SERVER_SETTINGS[1:3] + LOGIN_SETTINGS)
+        if servers:
+            raise ConfigurationError(f"{_listed(servers)} {_are(servers)} set with DB_DRIVER=sqlite, a database "
+                                     "file that has no server or login", hint=f"unset {_listed(servers)}")
         if not settings.db_name:
             raise ConfigurationError("DB_NAME is required with DB_DRIVER=sqlite",
                                      hint="set DB_NAME to the database file's path")

@@ -164,19 +164,23 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("database_url", "DATABASE_URL", "Database URL; wins over the DB_* variables. Sync URLs "
-           "(postgres://, mysql://, sqlite:///) are rewritten to their async driver.",
+    Option("database_url", "DATABASE_URL", "Database URL. Sync URLs (postgres://, mysql://, sqlite:///) are "
+           "rewritten to their async driver. DB_USER and DB_PASSWORD fill in a user or password it leaves out; "
+           "DB_DRIVER, DB_HOST, DB_PORT and DB_NAME beside it are refused.",
            from_file=True, secret=True, metavar="URL"),
-    Option("db_driver", "DB_DRIVER", "Database kind when DATABASE_URL is not set: " + " | ".join(DRIVERS) + ".",
+    Option("db_driver", "DB_DRIVER", "Database kind, to build the URL from the DB_* settings instead of "
+           "DATABASE_URL (with ALEMBIC_CONFIG: instead of the ini's sqlalchemy.url): " + " | ".join(DRIVERS) + ".",
            parse=_choice(DRIVERS), from_file=True, metavar="DRIVER"),
-    Option("db_host", "DB_HOST", "Server host name.", from_file=True, metavar="HOST"),
-    Option("db_port", "DB_PORT", "Server port (default: the driver's, 5432 or 3306).",
+    Option("db_host", "DB_HOST", "Server host name (with DB_DRIVER).", from_file=True, metavar="HOST"),
+    Option("db_port", "DB_PORT", "Server port (with DB_DRIVER; default: the driver's, 5432 or 3306).",
            parse=_integer(1, 65535, expected="a port number from 1 to 65535", example="5432"),
            from_file=True, metavar="PORT"),
-    Option("db_user", "DB_USER", "User name (any characters).", from_file=True, secret=True, metavar="USER"),
-    Option("db_password", "DB_PASSWORD", "Password (any characters). Prefer DB_PASSWORD_FILE.",
+    Option("db_user", "DB_USER", "User name (any characters); also fills in a URL that has none.",
+           from_file=True, secret=True, metavar="USER"),
+    Option("db_password", "DB_PASSWORD", "Password (any characters); also fills in a URL that has none. "
+           "Prefer DB_PASSWORD_FILE.",
            from_file=True, secret=True, metavar="PASSWORD"),
-    Option("db_name", "DB_NAME", "Database name; for sqlite, the database file's path.",
+    Option("db_name", "DB_NAME", "Database name (with DB_DRIVER); for sqlite, the database file's path.",
            from_file=True, metavar="NAME"),
     Option("db_sslmode", "DB_SSLMODE", "TLS mode: " + " | ".join(SSL_MODES) + ".",
            parse=_choice(SSL_MODES), from_file=True, metavar="MODE"),

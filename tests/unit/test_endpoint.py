@@ -77,9 +77,9 @@ def test_parts_with_odd_credentials_are_taken_as_they_are():
     assert ODD not in found.masked and "***" in found.masked
 
 
-def test_database_url_wins_over_parts():
-    assert parse({"DATABASE_URL": "postgresql://a@h1/x", "DB_DRIVER": "mysql", "DB_HOST": "h2",
-                  "DB_NAME": "y"}).host == "h1"
+def test_db_driver_replaces_the_ini_url():
+    found = resolve("postgresql://a@h1/x", "ini", {"DB_DRIVER": "mysql", "DB_HOST": "h2", "DB_NAME": "y"})
+    assert (found.backend, found.host, found.database) == ("mysql", "h2", "y")
 
 
 @pytest.mark.parametrize("given, mode", [
@@ -200,3 +200,76 @@ def test_an_unencoded_hash_is_named_with_its_encoding_in_every_form(scheme, sour
     assert "has a '#' that is not percent-encoded" in text
     assert ("%23" if source == "DATABASE_URL" else "%%23 in the ini file") in text
     assert "secret" not in text
+
+
+# --- DB_* beside a URL (issue 14, item 3) ---------------------------------------------------------------------------
+
+@every_form
+@pytest.mark.parametrize("url", ["{scheme}://u@h/db", "{scheme}://u:@h/db", "{scheme}://h/db?user=u"])
+def test_db_password_fills_in_a_url_without_one(scheme, source, url):
+    found = resolve(url.format(scheme=scheme), source, {"DB_PASSWORD": ODD})
+    assert (found.user, found.password, found.host, found.database) == ("u", ODD, "h", "db")
+    assert make_url(found.sqlalchemy_url().render_as_string(hide_password=False)).password == ODD
+
+
+@every_form
+def test_db_user_fills_in_a_url_without_one(scheme, source):
+    found = resolve(f"{scheme}://h/db", source, {"DB_USER": ODD, "DB_PASSWORD": ODD})
+    assert (found.user, found.password) == (ODD, ODD)
+
+
+def test_db_password_file_fills_in_a_url_without_one(tmp_path):
+    (tmp_path / "password").write_text(ODD + "\n")
+    found = parse({"DATABASE_URL": "mysql://u@h/db", "DB_PASSWORD_FILE": str(tmp_path / "password")})
+    assert found.password == ODD
+
+
+@every_form
+@pytest.mark.parametrize("name, url_auth", [("DB_PASSWORD", "u:urlsecret@"), ("DB_PASSWORD", "?password=urlsecret"),
+                                            ("DB_USER", "u@"), ("DB_USER", "?user=u")])
+def test_a_login_set_in_the_url_and_in_db_star_is_refused(scheme, source, name, url_auth):
+    url = (f"{scheme}://h/db{url_auth}" if url_auth.startswith("?") else f"{scheme}://{url_auth}h/db")
+    text = refusal(url, source, {name: "envsecret"})
+    part = "password" if name == "DB_PASSWORD" else "user"
+    assert f"{name} is set and" in text and f"has a {part} too" in text
+    assert f"set the {part} in one place" in text
+    assert "urlsecret" not in text and "envsecret" not in text
+
+
+# Beside the ini's URL, DB_DRIVER selects the DB_* settings instead (test_db_driver_replaces_the_ini_url).
+@pytest.mark.parametrize("scheme, source, name, value", [
+    (scheme, source, name, value) for scheme in SCHEMES for source in SOURCES
+    for name, value in (("DB_HOST", "otherhost"), ("DB_PORT", "6432"), ("DB_NAME", "otherdb"), ("DB_DRIVER", "mysql"))
+    if (source, name) != ("ini", "DB_DRIVER")])
+def test_a_server_setting_beside_a_url_is_refused_naming_it(scheme, source, name, value):
+    text = refusal(f"{scheme}://u:urlsecret@h/db", source, {name: value, "DB_PASSWORD": "envsecret"})
+    assert f"{name} is set beside" in text
+    assert "urlsecret" not in text and "envsecret" not in text
+
+
+def test_every_server_setting_beside_a_url_is_named_at_once():
+    text = refusal("postgresql://u@h/db", "DATABASE_URL",
+                   {"DB_DRIVER": "postgresql", "DB_HOST": "h", "DB_PORT": "5432", "DB_NAME": "db"})
+    assert "DB_DRIVER, DB_HOST, DB_PORT and DB_NAME are set beside DATABASE_URL" in text
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("name", ["DB_USER", "DB_PASSWORD"])
+def test_a_login_beside_a_sqlite_url_is_refused(source, name, tmp_path):
+    text = refusal(f"sqlite:///{tmp_path}/app.db", source, {name: "envsecret"})
+    assert f"{name} is set beside" in text and "SQLite" in text and "envsecret" not in text
+
+
+@pytest.mark.parametrize("name, value", [("DB_HOST", "h"), ("DB_PORT", "5432"), ("DB_USER", "u"),
+                                         ("DB_PASSWORD", "envsecret")])
+def test_a_server_or_login_setting_with_db_driver_sqlite_is_refused(name, value, tmp_path):
+    with pytest.raises(ConfigurationError, match=f"{name} is set with DB_DRIVER=sqlite") as raised:
+        parse({"DB_DRIVER": "sqlite", "DB_NAME": str(tmp_path / "app.db"), name: value})
+    assert "envsecret" not in str(raised.value)
+
+
+def test_db_star_without_db_driver_or_a_url_is_named():
+    with pytest.raises(ConfigurationError, match="no database URL is configured: DB_HOST and DB_PASSWORD are set, "
+                                                 "but not DB_DRIVER") as raised:
+        parse({"DB_HOST": "h", "DB_PASSWORD": "envsecret"})
+    assert "envsecret" not in str(raised.value)
