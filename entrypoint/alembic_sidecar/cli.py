@@ -63,6 +63,10 @@ def run(argv: Sequence[str], environ: os._Environ[str] | dict[str, str]) -> int:
     except SidecarError as exc:
         return _fail(settings, exc, secrets)
     except Exception as exc:  # a bug: say so in one line, never a traceback that could carry a secret
+        if isinstance(exc, BrokenPipeError):
+            _discard_stdout()
+            if settings is not None and settings.command in ANSWERING_COMMANDS:
+                return 0  # the reader had what it wanted (`| head -1`): a normal end, not a failure of the command
         error = SidecarError(f"unexpected {type(exc).__name__}: {exc}", hint="please report this with the log")
         return _fail(settings, error, secrets)
 
@@ -80,6 +84,17 @@ def _run_full(settings: Settings, started: float) -> tuple[list[str], str]:
     return outcome.output, outcome.summary
 
 
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null once its reader is gone, so no later flush of what it buffers fails again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
+
+
 def _configure_logging(settings: Settings) -> None:
     stream = sys.stderr if settings.command in ANSWERING_COMMANDS else sys.stdout
     logs.setup(settings.log_format, settings.log_level, stream=stream)
@@ -90,7 +105,10 @@ def _fail(settings: Settings | None, error: SidecarError, secrets: list[str]) ->
     if settings is None:
         # Settings could not be read, so logging is not configured: one JSON line in the default shape.
         logs.configure("auto", "info")
-    logs.get_logger().error("failed", error=message, exit_code=error.exit_code, kind=error.title)
+    try:
+        logs.get_logger().error("failed", error=message, exit_code=error.exit_code, kind=error.title)
+    except BrokenPipeError:
+        _discard_stdout()  # the logs' reader is gone: the exit code and the termination log still tell
     if settings is not None:
         _write_termination_log(settings, f"exit {error.exit_code} ({error.title}): {message}")
     return error.exit_code
