@@ -19,6 +19,8 @@ from .settings import Settings, from_environ
 ANSWERING_COMMANDS = {"current", "heads", "history", "sql"}
 # Commands that never connect: nothing to supervise, no database to prove.
 OFFLINE_COMMANDS = {"heads", "history", "sql"}
+# Where Kubernetes mounts the file whose text `kubectl describe pod` shows (terminationMessagePath).
+DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -115,11 +117,12 @@ def _fail(settings: Settings | None, error: SidecarError, secrets: list[str]) ->
 
 
 def _write_termination_log(settings: Settings, line: str) -> None:
-    path = settings.termination_log
-    if not path:
-        return
+    explicit = settings.termination_log is not None
+    path = settings.termination_log if explicit else DEFAULT_TERMINATION_LOG
+    # The default is written only where Kubernetes created it: on a host, run as root, it would add a file to /dev.
+    flags = os.O_WRONLY | os.O_TRUNC | (os.O_CREAT if explicit else 0)
     try:
-        with open(path, "w", encoding="utf-8") as handle:
+        with open(os.open(path, flags, 0o666), "w", encoding="utf-8") as handle:
             handle.write(line[:4000] + "\n")  # Kubernetes keeps at most 4096 bytes
     except OSError:
         pass  # not in Kubernetes, or not writable: the log line is enough

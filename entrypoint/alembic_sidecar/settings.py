@@ -241,9 +241,10 @@ OPTIONS: tuple[Option, ...] = (
            default="auto", parse=_choice(("auto", "json", "console")), metavar="FORMAT"),
     Option("log_level", "MIGRATE_LOG_LEVEL", "debug | info | warning | error.",
            default="info", parse=_choice(("debug", "info", "warning", "error")), metavar="LEVEL"),
-    Option("termination_log", "MIGRATE_TERMINATION_LOG", "File that receives the one-line summary when it "
-           "is writable (Kubernetes shows it in `kubectl describe pod`).",
-           default="/dev/termination-log", metavar="PATH"),
+    Option("termination_log", "MIGRATE_TERMINATION_LOG", "File that receives the one-line summary (Kubernetes "
+           "shows it in `kubectl describe pod`), created if missing; unset: /dev/termination-log, written only "
+           "where it exists (Kubernetes creates it), so a run outside Kubernetes leaves /dev alone.",
+           metavar="PATH"),
     # Alembic's own defaults for EnvironmentContext.configure() (compare_type True since Alembic 1.12).
     Option("compare_type", "MIGRATE_COMPARE_TYPE", "`drift` compares column types (Alembic's compare_type). "
            "With ALEMBIC_CONFIG your env.py decides, and `drift` refuses false (exit 2).",
@@ -297,7 +298,7 @@ class Settings:
     metadata: str | None = _default("metadata")
     log_format: str = _default("log_format")
     log_level: str = _default("log_level")
-    termination_log: str = _default("termination_log")
+    termination_log: str | None = _default("termination_log")
     compare_type: bool = _default("compare_type")
     compare_server_default: bool = _default("compare_server_default")
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
