@@ -89,16 +89,6 @@ class Project:
             return self.index.heads
         return frozenset(self.script.get_heads())
 
-    def count_steps(self, before: Sequence[str], after: Sequence[str]) -> int:
-        """How many revisions lie between two sets of database revisions (either direction)."""
-        if set(before) == set(after):
-            return 0
-        upper, lower = (tuple(after) or "base", tuple(before) or "base")
-        try:
-            return len(list(self.script.iterate_revisions(upper, lower)))
-        except Exception:
-            return len(list(self.script.iterate_revisions(lower, upper)))
-
     def is_known(self, revision: str) -> bool:
         if self.index is not None and revision in self.index.parents:
             return True

@@ -195,7 +195,9 @@ class Runner:
         expected = await self._run_with_retries(project, destination, downgrade, current, applied)
         if project.bundled and self.settings.transaction_per_migration:
             await session.make_durable()
-        count = len(applied) if project.bundled else project.count_steps(current, expected)
+        # Alembic's on_version_apply hook heard every step, in the bundled env.py and in a user's alike; a revision
+        # retried after a rollback counts once.
+        count = len({step.revision for step in applied})
         return Result("migrated", before=current, expected=expected, applied=count)
 
     async def _run_with_retries(self, project: Project, destination: str, downgrade: bool,
