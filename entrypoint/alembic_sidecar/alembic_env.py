@@ -197,6 +197,38 @@ def check_revisions(project: Project, target: str, current: Iterable[str]) -> li
     return [revision for revision in current if not project.is_known(revision)]
 
 
+def steps_to(project: Project, destination: str, current: Sequence[str], *, downgrade: bool) -> list[str]:
+    """The revisions Alembic would run from ``current`` to ``destination``, resolved as Alembic's upgrade does.
+
+    A target that cannot be reached from the database's revisions (``+1`` at the head, a downgrade target above
+    them, ``+1`` from several heads) is a revision graph error: nothing has been written yet.
+    """
+    from alembic.util import CommandError
+
+    script = project.script
+    try:
+        steps = (script._downgrade_revs(destination, tuple(current)) if downgrade
+                 else script._upgrade_revs(destination, tuple(current)))
+    except CommandError as exc:
+        raise RevisionError(f"the target {destination!r} cannot be reached from the database's revision "
+                            f"{','.join(sorted(current)) or 'base'}: {exc}",
+                            hint=f"choose a target {'below' if downgrade else 'above'} it from `alembic-sidecar "
+                                 "history`" + ("" if downgrade else ", or MIGRATE_TARGET=head")) from None
+    return [step.revision.revision for step in steps]
+
+
+def resolve(project: Project, destination: str) -> list[str] | None:
+    """The revision ids a target names (an id, a partial id, ``label@rev``, ``heads``); None for a relative one."""
+    from alembic.util import CommandError
+
+    if destination.startswith(("+", "-")) or destination.partition("@")[2].startswith(("+", "-")):
+        return None
+    try:
+        return sorted(script.revision for script in project.script.get_revisions(destination) if script is not None)
+    except CommandError:
+        return None
+
+
 def unknown_revision_error(unknown: Sequence[str]) -> UnknownDatabaseRevision:
     return UnknownDatabaseRevision(
         f"the database is at revision {', '.join(unknown)}, which these revision files do not know "

@@ -70,7 +70,8 @@ class UnknownDatabaseRevision(SidecarError):
 
 
 class RevisionError(SidecarError):
-    """The revision files are unusable: syntax or import error, several heads, unknown target, broken graph."""
+    """The revision files are unusable (syntax or import error, several heads, broken graph), or the target is unknown
+    or cannot be reached from the database's revision."""
 
     exit_code = 7
     title = "revision graph error"
@@ -113,7 +114,8 @@ class Interrupted(SidecarError):
 EXIT_CODES: list[tuple[int, str, str]] = [
     (0, "success", "the database is at the target (also when it already was), or the command did its job"),
     (MigrationFailed.exit_code, MigrationFailed.title,
-     "a revision raised; read the error, fix the revision, rerun (applied revisions stay recorded)"),
+     "a revision raised; read the error (it says what the database holds after the rollback), fix the revision, "
+     "rerun"),
     (ConfigurationError.exit_code, ConfigurationError.title,
      "a setting, flag or file is wrong; the message names it; retrying will not help"),
     (DatabaseUnreachable.exit_code, DatabaseUnreachable.title,
@@ -126,7 +128,8 @@ EXIT_CODES: list[tuple[int, str, str]] = [
     (UnknownDatabaseRevision.exit_code, UnknownDatabaseRevision.title,
      "the database is ahead of these revisions; deploy the newer image or set MIGRATE_ON_UNKNOWN_REVISION=ignore"),
     (RevisionError.exit_code, RevisionError.title,
-     "a revision file does not load, there are several heads, or the target is unknown; fix the revision files"),
+     "a revision file does not load, there are several heads, or the target is unknown or cannot be reached from the "
+     "database's revision (`+1` at the head); fix the revision files or the target"),
     (PendingRevisions.exit_code, PendingRevisions.title,
      "`check` and `drift` only: revisions are waiting to be applied"),
     (TransientFault.exit_code, TransientFault.title,

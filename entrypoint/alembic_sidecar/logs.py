@@ -43,6 +43,13 @@ def add_secrets(forms: list[str]) -> None:
     _SECRETS.sort(key=len, reverse=True)
 
 
+def redacted(text: str) -> str:
+    """``text`` without any secret this run knows, nor any credential in a URL or DSN (before a message is cut)."""
+    from .redaction import redact
+
+    return redact(text, _SECRETS)
+
+
 def _scrub(logger: object, method: str, event_dict: dict[str, object]) -> dict[str, object]:
     """No log line carries a secret, whatever put it there (a driver's message, a user's env.py)."""
     from .redaction import redact
@@ -124,14 +131,18 @@ def info(event: str, **fields: Any) -> None:
     print(json.dumps(_scrub(None, "info", line)), file=stream, flush=True)
 
 
-def migration_complete(before: tuple[str, ...], after: tuple[str, ...], applied: int, started: float) -> str:
-    """Log the run's summary event and return it as one line (for the termination log)."""
+def migration_complete(before: tuple[str, ...], after: tuple[str, ...], applied: int, started: float,
+                       past_target: str | None = None) -> str:
+    """Log the run's summary event and return it as one line (for the termination log); ``past_target``: the
+    upgrade's target, which lies below the database's revisions."""
     import time
 
     duration = round((time.monotonic() - started) * 1000)
     from_revision, to_revision = ",".join(before) or "base", ",".join(after) or "base"
     info("migration_complete", from_revision=from_revision, to_revision=to_revision,
                       applied=applied, duration_ms=duration)
+    if past_target is not None:
+        return f"already at {to_revision}, past the target {past_target}; nothing to do ({duration} ms)"
     if applied == 0:
         return f"already at {to_revision}; nothing to do ({duration} ms)"
     return f"migrated {from_revision} -> {to_revision}: {applied} revision(s) in {duration} ms"

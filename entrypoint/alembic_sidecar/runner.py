@@ -30,6 +30,9 @@ from .users_sessions import UsersSessions
 CANCEL_MARGIN = 10.0
 # A lock session that sits idle while a user's env.py migrates is pinged this often, so the server keeps it.
 HEARTBEAT_EVERY = 20.0
+# An exception message's lines are kept (a pydantic ValidationError names the field on its second line), joined on
+# one log line and cut at this length.
+REASON_LENGTH = 600
 
 
 @dataclass
@@ -58,6 +61,10 @@ class Runner:
         self.session: Session | None = None
         self.migrating = False
         self.last_applied: str | None = None
+        # What the database held when this attempt began, and the heads Alembic recorded since (None: not migrating).
+        self.before: tuple[str, ...] | None = None
+        self.recorded: tuple[str, ...] | None = None
+        self.connection_lost = False  # the migration's session died: a read of the database would wait for nothing
         self.watchdog_fired = False
         self.env_thread: threading.Thread | None = None
         self.users_sessions: UsersSessions | None = None
@@ -190,7 +197,7 @@ class Runner:
             return finished
         await session.set_migration_settings(project.bundled)
         self.reporter.send("plan", heads=sorted(project.heads()) if _to_heads(destination, downgrade) else None,
-                           targets=None if downgrade else _named_targets(project, destination))
+                           targets=None if downgrade else _named_targets(project, destination), before=current)
         applied: list[AppliedStep] = []
         expected = await self._run_with_retries(project, destination, downgrade, current, applied)
         if project.bundled and self.settings.transaction_per_migration:
@@ -226,11 +233,13 @@ class Runner:
         session = self.session
         assert session is not None and session.connection is not None and session.engine is not None
         heads_after = list(current)
+        self.before, self.recorded = current, None
 
         def on_step(step: AppliedStep, heads: tuple[str, ...]) -> None:
             applied.append(step)
             heads_after[:] = heads
             self.last_applied = step.revision
+            self.recorded = tuple(sorted(heads))
             self.log.info("revision_applied" if step.upgrade else "revision_reverted", revision=step.revision,
                           description=step.description, duration_ms=step.duration_ms)
             self.reporter.send("step", revision=step.revision, heads=list(heads))
@@ -260,6 +269,7 @@ class Runner:
             raise
         except BaseException as exc:
             if self.watchdog_fired or self.database.classify(exc) is Fault.UNAVAILABLE:
+                self.connection_lost = True
                 await session.abandon()  # nothing to roll back on a dead session: the server does it
             else:
                 await session.rollback_quietly()
@@ -338,30 +348,50 @@ class Runner:
                     await self.session.heartbeat()
         done.result()
 
+    def failure_state(self) -> str | None:
+        """What this process can tell the database holds after a failed migration; None when none began.
+
+        The supervisor replaces these words with what its own read of the version table shows; they stand only
+        when that read fails.
+        """
+        if self.before is None:
+            return None
+        if self.recorded is None:
+            return f"the database is at {_revs(self.before)}, where this run found it"
+        bundled = self.settings.alembic_config is None
+        if bundled and self.database.TRANSACTIONAL_DDL and not self.settings.transaction_per_migration:
+            return f"the database is at {_revs(self.before)}, where this run found it (one transaction, rolled back)"
+        if bundled and self.settings.transaction_per_migration:
+            return f"the database is at {_revs(self.recorded)}"
+        return f"this run last recorded {_revs(self.recorded)}, which a rollback may have undone"
+
     def _migration_failure(self, project: Project, exc: BaseException) -> SidecarError:
         escaped = isinstance(exc, RevisionEscaped)
         original = exc.original if escaped else exc
         culprit = revisions_file(original, project)
         where = f"revision file {culprit}" if culprit else "a revision"
-        state = f"the database stays at {self.last_applied}" if self.last_applied else \
-            "no revision of this run was recorded"
+        state = self.failure_state() or "no revision of this run was recorded"
         fault = Fault.UNAVAILABLE if self.watchdog_fired else None if escaped else self.database.classify(exc)
         if escaped:
-            reason = f"{type(original).__name__}{'(' + str(original) + ')' if str(original) else ''} " \
-                     "ended the migration from revision code"
+            said = _one_line(str(original))
+            reason = f"{type(original).__name__}{f'({said})' if said else ''} ended the migration from revision code"
+        elif isinstance(exc, DBAPIError):
+            reason = describe(exc)
         else:
-            reason = describe(exc) if isinstance(exc, DBAPIError) else f"{type(exc).__name__}: {exc}"
-        reason = reason.strip().splitlines()[0] if reason.strip() else type(original).__name__
+            # SQLAlchemy's own messages go on with the statement and its parameters: their first line says it.
+            said = _one_line(str(exc), every_line=not type(exc).__module__.startswith("sqlalchemy"))
+            reason = f"{type(exc).__name__}: {said}" if said else type(exc).__name__
         if fault is Fault.ACCESS:
             return AccessDenied(f"{where} was refused by the server: {reason}",
                                 hint="grant the migration user the privileges the revision needs")
         env_py = None if project.bundled or culprit else alembic_env.revisions._file_in_traceback(
             original, project.script.dir)
         if env_py and fault not in TRANSIENT:
-            # The user's env.py itself failed (an import, a driver, its URL): no revision is to blame.
+            # The user's env.py itself failed (an import, a driver, its URL): no revision is to blame, and unless a
+            # revision ran first, nothing changed that needs saying.
+            fix = "fix env.py or what it imports (MIGRATE_PYTHONPATH), its driver or its sqlalchemy.url"
             return ConfigurationError(f"your env.py failed at {env_py}: {reason}",
-                                      hint=f"{state}; fix env.py or what it imports (MIGRATE_PYTHONPATH), its "
-                                           "driver or its sqlalchemy.url")
+                                      hint=f"{state}; {fix}" if self.recorded is not None else fix)
         transactional = self.database.TRANSACTIONAL_DDL
         if fault in TRANSIENT:
             what = FAULT_TEXT[fault]
@@ -398,7 +428,14 @@ class Runner:
             self.log.warning("database_ahead", unknown_revisions=unknown,
                              hint="the database carries revisions this image does not know; nothing was changed")
             return Result("ahead", before=current, expected=current)
-        return None
+        if alembic_env.steps_to(project, destination, current, downgrade=downgrade):
+            return None
+        # Alembic has nothing to run: the database is at the target, or an upgrade's target lies below it.
+        named = alembic_env.resolve(project, destination)
+        if not downgrade and named and not set(named) <= set(current):
+            self.log.info("database_past_target", revision=_revs(current), target=destination)
+            return Result("past the target", before=current, expected=current)
+        return Result("already there", before=current, expected=current)
 
     def _history(self, project: Project) -> Result:
         lines = [script.cmd_format(verbose=False) for script in project.script.walk_revisions()]
@@ -448,6 +485,14 @@ def _named_targets(project: Project, destination: str) -> list[str] | None:
     if destination in ("head", "heads", "base") or destination.startswith(("+", "-")) or "@" in destination:
         return None
     return sorted(script.revision for script in project.script.get_revisions(destination) if script is not None)
+
+
+def _one_line(text: str, *, every_line: bool = True) -> str:
+    """An exception's message on one line: its lines joined with " | " (or the first only), cut to REASON_LENGTH;
+    secrets are masked before the cut, which could leave half of one that no longer matches."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    joined = logs.redacted(" | ".join(lines if every_line else lines[:1]))
+    return joined if len(joined) <= REASON_LENGTH else joined[:REASON_LENGTH - 1] + "…"
 
 
 def _needs_greenlet(exc: BaseException) -> bool:

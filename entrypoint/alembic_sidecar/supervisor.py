@@ -32,6 +32,8 @@ SIGNAL_EXIT = {signal.SIGTERM: ("SIGTERM", 143), signal.SIGINT: ("SIGINT", 130)}
 GRACE = 10.0
 # The proof read after the work: one login and one SELECT.
 PROOF_TIMEOUT = 10.0
+# The same read after a failure, to say what the database holds: shorter, for a failure should not wait long.
+STATE_TIMEOUT = 5.0
 # While the child runs, its reports are read at most this often (the pipe holds hundreds of them).
 REPORT_BATCH = 0.05
 # prctl(2): the signal the kernel sends this process when the thread that forked it ends.
@@ -94,6 +96,7 @@ class _Supervision:
         self.stopping: str | None = None  # "SIGTERM", "SIGINT" or "deadline"
         self.kill_at: float | None = None
         self.killed = False
+        self.state: str | None = None
 
     def run(self) -> Outcome:
         status = self._wait_for_child()
@@ -210,7 +213,11 @@ class _Supervision:
                 hint="the revision in progress was rolled back; rerunning is safe; raise MIGRATE_TIMEOUT if the "
                      "migration needs longer")
         if failed is not None:
-            raise Reported(failed["exit_code"], failed["title"], failed["message"])
+            message = failed["message"]
+            if failed.get("state"):
+                # The child's own account of what stays, replaced by what the database shows.
+                message = message.replace(failed["state"], self._state(), 1)
+            raise Reported(failed["exit_code"], failed["title"], message)
         if self.stopping is not None:
             name, code = SIGNAL_EXIT[signal.SIGTERM if self.stopping == "SIGTERM" else signal.SIGINT]
             raise Interrupted(name, code, f"interrupted by {name}; the migration did not stop within {GRACE:g} s "
@@ -231,10 +238,43 @@ class _Supervision:
         return "the migration process"
 
     def _state(self) -> str:
+        """What the database holds after a failed run: read from it as the proof reads it, the revisions this run
+        reported and the rollback undid logged as such; the child's own account where the read is not possible."""
+        if self.state is None:
+            self.state = self._read_state()
+        return self.state
+
+    def _read_state(self) -> str:
+        failed = self._last("failed")
         progress = [report for report in self.reports if report["kind"] == "step"]
-        if progress:
-            return f"the database stays at {progress[-1]['revision']}"
-        return "no revision of this run was recorded"
+        known = failed.get("state") if failed else None
+        if not known:
+            known = (f"this run last recorded {','.join(sorted(progress[-1]['heads'])) or 'base'}, which a rollback "
+                     "may have undone" if progress else "no revision of this run was recorded")
+        plan, endpoint = self._last("plan"), self._last("endpoint")
+        if plan is None or endpoint is None:
+            return known  # the run never came to migrate
+        if failed and failed.get("connection_lost"):
+            return f"{known} (not read back: the connection to the database was lost)"
+        planned = self._last("steps")
+        table = (planned["table"], planned["schema"]) if planned else (self.settings.version_table, None)
+        try:
+            actual = _read_versions(endpoint["endpoint"], *table, timeout=STATE_TIMEOUT)
+        except _InMemory:
+            return known
+        except _Unreadable as why:
+            return f"{known} (the version table could not be read back: {why})"
+        at = ",".join(actual) or "base"
+        undone = _undone(tuple(plan.get("before") or ()), progress, actual)
+        if not undone:
+            return f"the database is at {at}"
+        from .logs import get_logger
+
+        downgrade = self.settings.command == "downgrade"
+        get_logger().warning("reverts_rolled_back" if downgrade else "revisions_rolled_back", revisions=undone,
+                             revision=at, hint=f"their {'revision_reverted' if downgrade else 'revision_applied'} "
+                                               "events were undone by the rollback")
+        return f"the database is at {at} (the rollback also undid {', '.join(undone)} of this run)"
 
     def _proven(self, done: dict[str, Any]) -> Outcome:
         from .logs import migration_complete
@@ -249,6 +289,9 @@ class _Supervision:
             actual = _read_versions(endpoint["endpoint"], *table)
         except _InMemory:
             actual = tuple(sorted(done["expected"]))  # the database died with the child that proved it
+        except _Unreadable as why:
+            raise TransientFault(f"the migration reported success but its result could not be confirmed: {why}",
+                                 hint="rerun: a database at the target is confirmed and the run exits 0") from None
         plan = self._last("plan")
         wanted = tuple(sorted(done["expected"]))
         problems = []
@@ -265,10 +308,25 @@ class _Supervision:
                                   hint="something outside Alembic changed the version table; inspect it and rerun")
         if done.get("summary") == "ahead":
             return Outcome(f"database at {','.join(actual)}, ahead of these revisions (ignored)")
-        return Outcome(migration_complete(tuple(done["before"]), actual, done["applied"], self.started))
+        past = self.settings.target if done.get("summary") == "past the target" else None
+        return Outcome(migration_complete(tuple(done["before"]), actual, done["applied"], self.started, past))
 
 
-def _read_versions(fields: dict[str, Any], table: str, schema: str | None) -> tuple[str, ...]:
+def _undone(before: tuple[str, ...], progress: list[dict[str, Any]], actual: tuple[str, ...]) -> list[str]:
+    """The revisions of the steps reported after the last point of the run that matches what the database holds."""
+    states = [tuple(sorted(before))] + [tuple(sorted(report["heads"])) for report in progress]
+    matching = [index for index, state in enumerate(states) if state == actual]
+    if not matching:
+        return []  # the database is at none of the run's points: nothing to say about which steps stayed
+    undone: list[str] = []
+    for report in progress[matching[-1]:]:
+        if report["revision"] not in undone:
+            undone.append(report["revision"])
+    return undone
+
+
+def _read_versions(fields: dict[str, Any], table: str, schema: str | None,
+                   timeout: float = PROOF_TIMEOUT) -> tuple[str, ...]:
     """A fresh login and read, so no state the migration left (a stale cached statement) can answer for it."""
     from . import databases
     from .endpoint import Endpoint
@@ -277,12 +335,12 @@ def _read_versions(fields: dict[str, Any], table: str, schema: str | None) -> tu
     database = databases.module_for(endpoint.backend)
 
     async def read() -> tuple[str, ...]:
-        async with asyncio.timeout(PROOF_TIMEOUT):
+        async with asyncio.timeout(timeout):
             if endpoint.backend == "sqlite":
                 if endpoint.database == ":memory:":
                     raise _InMemory()
-                return database.read_versions_now(endpoint.database, table, PROOF_TIMEOUT, schema)
-            connection = await database.connect(endpoint, PROOF_TIMEOUT)
+                return database.read_versions_now(endpoint.database, table, timeout, schema)
+            connection = await database.connect(endpoint, timeout)
             try:
                 return await database.read_versions(connection, table, schema)
             finally:
@@ -293,14 +351,15 @@ def _read_versions(fields: dict[str, Any], table: str, schema: str | None) -> tu
     except _InMemory:
         raise
     except Exception as exc:
-        error = TransientFault(f"the migration reported success but its result could not be confirmed: "
-                               f"{describe(exc) if not isinstance(exc, TimeoutError) else 'no answer in time'}",
-                               hint="rerun: a database at the target is confirmed and the run exits 0")
-        raise error from None
+        raise _Unreadable(describe(exc) if not isinstance(exc, TimeoutError) else "no answer in time") from None
 
 
 class _InMemory(Exception):
     """An in-memory SQLite database dies with the child: nothing outside it can read what it did."""
+
+
+class _Unreadable(Exception):
+    """The version table could not be read (no login, no answer in time); the message says why in one line."""
 
 
 def _read_all(fd: int) -> bytes:
@@ -346,6 +405,7 @@ def _child(settings: Settings, reporter: Reporter, elapsed: float) -> int:
     for signum in SIGNAL_EXIT:
         signal.signal(signum, raise_signalled)
     code = 70
+    runner = None
     try:
         from .runner import Runner
 
@@ -362,17 +422,21 @@ def _child(settings: Settings, reporter: Reporter, elapsed: float) -> int:
         _report_failure(reporter, Interrupted(name, code, f"interrupted by {name} before any change"))
     except SidecarError as exc:
         code = exc.exit_code
-        _report_failure(reporter, exc)
+        _report_failure(reporter, exc, runner)
     except BaseException as exc:  # a bug: say so in one line, never a traceback that could carry a secret
         _report_failure(reporter, SidecarError(f"unexpected {type(exc).__name__}: {exc}",
-                                               hint="please report this with the log"))
+                                               hint="please report this with the log"), runner)
     logging.shutdown()
     flush_streams()
     return code
 
 
-def _report_failure(reporter: Reporter, error: SidecarError) -> None:
-    reporter.send("failed", exit_code=error.exit_code, title=error.title, message=str(error))
+def _report_failure(reporter: Reporter, error: SidecarError, runner: Any = None) -> None:
+    """``state`` is the part of the message that says what the database holds, for the parent to read and replace."""
+    state = runner.failure_state() if runner is not None else None
+    reporter.send("failed", exit_code=error.exit_code, title=error.title, message=str(error),
+                  state=state if state and state in str(error) else None,
+                  connection_lost=bool(runner is not None and runner.connection_lost))
 
 
 async def run_with_signals(runner: Any) -> Any:
@@ -421,8 +485,8 @@ async def run_with_signals(runner: Any) -> Any:
 
 
 def _interrupted_message(runner: Any, name: str) -> str:
-    if runner.endpoint is not None and not runner.database.TRANSACTIONAL_DDL and runner.last_applied:
-        return (f"interrupted by {name}; the session was ended and the lock released; the database is at "
-                f"{runner.last_applied} (DDL of the interrupted revision may have been committed implicitly)")
-    state = f"the database is at {runner.last_applied}" if runner.last_applied else "no revision was recorded"
+    state = runner.failure_state() or "no revision was recorded"
+    if runner.endpoint is not None and not runner.database.TRANSACTIONAL_DDL and runner.recorded is not None:
+        return (f"interrupted by {name}; the session was ended and the lock released; {state} (DDL of the "
+                "interrupted revision may have been committed implicitly)")
     return f"interrupted by {name}; the current transaction was rolled back and the lock released; {state}"
