@@ -25,26 +25,30 @@ import contextlib
 import dataclasses
 import datetime as dt
 import glob
-import json
 import os
 import platform
 import random
 import re
 import shlex
 import shutil
-import signal
 import socket
 import statistics
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The test fixtures' throwaway PostgreSQL servers and log parsing serve here too; `python bench/...` puts only bench/
+# on sys.path.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from tests.fixtures.databases import PgServer  # noqa: E402
+from tests.fixtures.output import log_events  # noqa: E402
+
 # Every run goes through GNU time for its peak RSS: the ru_maxrss that os.wait4 gives for our own child starts at
 # this process's RSS (Linux carries the pre-exec high-water mark over exec), so it read ~33 MiB for anything smaller.
 GNU_TIME = Path("/usr/bin/time")
@@ -458,7 +462,7 @@ def bench_apply(tools: Tools, backend: Backend, versions: Path, count: int, repe
         with scratch_database(backend, "apply") as database:
             run = tools.run(tool, backend.url(database), versions, f"{backend.name}-apply-{i}")
             if tool == SIDECAR:
-                applied = [e for e in json_events(run.stdout) if e.get("event") == "revision_applied"]
+                applied = [e for e in log_events(run.stdout) if e.get("event") == "revision_applied"]
                 if len(applied) != count:
                     raise BenchError(f"the sidecar logged {len(applied)} revision_applied events, expected {count}")
             elif (ran := run.stderr.count("Running upgrade ")) != count:
@@ -497,7 +501,7 @@ def bench_noop(tools: Tools, backend: Backend, versions: Path, count: int, repea
         for i, tool in alternate(repeat, (SIDECAR, PLAIN, FLOOR)):
             run = run_one(tool, f"{backend.name}-noop-{i}")
             if tool == SIDECAR:
-                summary = [e for e in json_events(run.stdout) if e.get("event") == "migration_complete"]
+                summary = [e for e in log_events(run.stdout) if e.get("event") == "migration_complete"]
                 if not summary or summary[-1].get("applied") not in (0, "0"):
                     raise BenchError("the sidecar's no-op run did not log migration_complete with applied=0")
             elif tool == FLOOR and run.stdout.split() != [revision_id(count)]:
@@ -524,12 +528,6 @@ def bench_noop(tools: Tools, backend: Backend, versions: Path, count: int, repea
 
 # --------------------------------------------------------------------------------------------------------------------
 # Detection: a PostgreSQL cluster of our own that starts while the sidecar waits for it
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def recv_exact(sock: socket.socket, size: int) -> bytes:
@@ -560,81 +558,6 @@ def pg_login(port: int, user: str = "postgres", database: str = "postgres") -> b
         return False
 
 
-def pg_bin_dir(explicit: str | None) -> Path:
-    if explicit:
-        return Path(explicit)
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"), key=lambda p: int(p.split("/")[4]))
-    if not found:
-        raise BenchError("no PostgreSQL server binaries (postgres, initdb) found; pass --pg-bin")
-    return Path(found[-1]).parent
-
-
-class TempCluster:
-    """A PostgreSQL cluster of our own on a free port, owned and run by the `postgres` OS user, trust auth."""
-
-    def __init__(self, bin_dir: Path, os_user: str) -> None:
-        self.bin_dir, self.os_user = bin_dir, os_user
-        self.root = Path(tempfile.mkdtemp(prefix="alembic-sidecar-bench-"))
-        self.data = self.root / "data"
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        shutil.chown(self.root, os_user, os_user if _group_exists(os_user) else None)
-        subprocess.run([str(bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                        "-E", "UTF8", "--no-sync"], user=os_user, check=True, cwd=self.root,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def start(self) -> None:
-        log = open(self.root / "server.log", "ab")
-        self.process = subprocess.Popen(
-            [str(self.bin_dir / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.root),
-             "-c", "listen_addresses=127.0.0.1"],
-            user=self.os_user, cwd=self.root, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        log.close()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # fast shutdown
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def reset(self) -> None:
-        async def drop_everything() -> None:
-            import asyncpg
-            conn = await asyncpg.connect(host="127.0.0.1", port=self.port, user="postgres", database="postgres")
-            try:
-                await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-            finally:
-                await conn.close()
-        asyncio.run(drop_everything())
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _group_exists(name: str) -> bool:
-    import grp
-    try:
-        grp.getgrnam(name)
-        return True
-    except KeyError:
-        return False
-
-
-def json_events(stdout: str) -> list[dict[str, object]]:
-    events = []
-    for line in stdout.splitlines():
-        with contextlib.suppress(ValueError):
-            event = json.loads(line)
-            if isinstance(event, dict):
-                events.append(event)
-    return events
-
-
 def event_time(event: dict[str, object]) -> float:
     stamp = dt.datetime.fromisoformat(str(event["timestamp"]))
     if stamp.tzinfo is None:
@@ -642,40 +565,38 @@ def event_time(event: dict[str, object]) -> float:
     return stamp.timestamp()
 
 
-def bench_detection(tools: Tools, versions: Path, repeat: int, pg_bin: Path, os_user: str,
+def bench_detection(tools: Tools, versions: Path, repeat: int, pg_bin: Path | None, os_user: str,
                     delay: tuple[float, float], seed: int) -> list[Row]:
     """Sidecar started against a server that is down; the server starts after a random delay."""
     chooser = random.Random(seed)
     ready_deltas: list[float] = []
     start_deltas: list[float] = []
     late = 0
-    cluster = TempCluster(pg_bin, os_user)
-    try:
-        url = f"postgresql+asyncpg://postgres@127.0.0.1:{cluster.port}/postgres"
-        for i in range(3 * repeat):
-            if len(ready_deltas) == repeat:
-                break
-            accepted, events = _detection_run(tools, cluster, url, versions, chooser.uniform(*delay), i)
-            cluster.reset()
-            cluster.stop()
-            ready = [e for e in events if e.get("event") == "database_ready"]
-            if not ready:
-                raise BenchError(f"the sidecar logged no database_ready event; see {tools.logs}/detect-{i}.out")
-            if ready[0].get("attempts") == 1:
-                # Its first login worked: the sidecar was still starting up when the server came up, so this
-                # run measured its start-up, not its detection. Not a sample (counted in the report).
-                late += 1
-                progress(f"detection #{i + 1}: the sidecar had not started waiting yet; run discarded")
-                continue
-            ready_at = event_time(ready[0])
-            later = [event_time(e) for e in events if e.get("event") in UPGRADE_START_EVENTS
-                     and event_time(e) >= ready_at]
-            ready_deltas.append(ready_at - accepted)
-            start_deltas.append((min(later) if later else ready_at) - accepted)
-            progress(f"detection #{i + 1}: database_ready +{ready_deltas[-1]:.3f} s, "
-                     f"upgrade start +{start_deltas[-1]:.3f} s after the first accepted login")
-    finally:
-        cluster.close()
+    for i in range(3 * repeat):
+        if len(ready_deltas) == repeat:
+            break
+        # A fresh server each run (initdb is not timed): every run starts from a database without revisions.
+        server = PgServer(host_auth="trust", bindir=pg_bin, os_user=os_user)
+        try:
+            accepted, events = _detection_run(tools, server, versions, chooser.uniform(*delay), i)
+        finally:
+            server.stop()
+        ready = [e for e in events if e.get("event") == "database_ready"]
+        if not ready:
+            raise BenchError(f"the sidecar logged no database_ready event; see {tools.logs}/detect-{i}.out")
+        if ready[0].get("attempts") == 1:
+            # Its first login worked: the sidecar was still starting up when the server came up, so this
+            # run measured its start-up, not its detection. Not a sample (counted in the report).
+            late += 1
+            progress(f"detection #{i + 1}: the sidecar had not started waiting yet; run discarded")
+            continue
+        ready_at = event_time(ready[0])
+        later = [event_time(e) for e in events if e.get("event") in UPGRADE_START_EVENTS
+                 and event_time(e) >= ready_at]
+        ready_deltas.append(ready_at - accepted)
+        start_deltas.append((min(later) if later else ready_at) - accepted)
+        progress(f"detection #{i + 1}: database_ready +{ready_deltas[-1]:.3f} s, "
+                 f"upgrade start +{start_deltas[-1]:.3f} s after the first accepted login")
     if not ready_deltas:
         raise BenchError(f"all {late} detection runs started the server before the sidecar waited; "
                          "raise --detect-delay")
@@ -691,9 +612,10 @@ def bench_detection(tools: Tools, versions: Path, repeat: int, pg_bin: Path, os_
     ]
 
 
-def _detection_run(tools: Tools, cluster: TempCluster, url: str, versions: Path, delay: float,
+def _detection_run(tools: Tools, server: PgServer, versions: Path, delay: float,
                    i: int) -> tuple[float, list[dict[str, object]]]:
-    """One sidecar run against the down cluster; returns when the server first accepted a login, and the log."""
+    """One sidecar run against the down server; returns when the server first accepted a login, and the log."""
+    url = f"postgresql+asyncpg://postgres@{server.host}:{server.port}/postgres"
     argv, env, cwd, _ = tools.command(SIDECAR, url, versions)
     env["MIGRATE_WAIT_TIMEOUT"] = "60"
     out_path = tools.logs / f"detect-{i}.out"
@@ -704,15 +626,16 @@ def _detection_run(tools: Tools, cluster: TempCluster, url: str, versions: Path,
             if sidecar.poll() is not None:
                 raise BenchError(f"the sidecar exited {sidecar.returncode} before the database started; "
                                  f"see {out_path}")
-            cluster.start()
+            server.launch()
             deadline = time.monotonic() + 60
             while True:
                 attempt = time.time()  # resolution: one poll interval plus one login, a few ms
-                if pg_login(cluster.port):
+                if pg_login(server.port):
                     accepted = attempt
                     break
-                if time.monotonic() > deadline or cluster.process is None or cluster.process.poll() is not None:
-                    raise BenchError(f"the temporary cluster never accepted a login; see {cluster.root}")
+                if time.monotonic() > deadline:
+                    raise BenchError(f"the temporary server never accepted a login; its log ends:\n"
+                                     f"{server.log_tail()}")
                 time.sleep(0.002)
             code = sidecar.wait(120)
         except BaseException:
@@ -721,7 +644,7 @@ def _detection_run(tools: Tools, cluster: TempCluster, url: str, versions: Path,
             raise
     if code != 0:
         raise BenchError(f"the sidecar exited {code} in the detection run; see {out_path}")
-    return accepted, json_events(out_path.read_text())
+    return accepted, log_events(out_path.read_text())
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -797,7 +720,7 @@ one database at head, after one untimed warm-up run per tool. Every run is start
 (`/usr/bin/time -f %M`), whose maximum resident set size of the tool is the peak memory (the `ru_maxrss` that
 `os.wait4` gives this script for its own child starts at this script's RSS, about 33 MiB, because Linux carries the
 high-water mark over exec; sidecar figures before 2026-11-30 were that); CPU time is the user + system time of the
-tool, from `os.wait4`. Detection starts the sidecar against a temporary PostgreSQL cluster that is down, starts the
+tool, from `os.wait4`. Detection starts the sidecar against a fresh temporary PostgreSQL server that is down, starts the
 server {low:g}-{high:g} s later (random), polls a full login every 2 ms, and subtracts the first accepted login from
 the sidecar's JSON log timestamps; a run in which the sidecar's first login already worked (it was still starting
 up) is discarded. PASS/MISS compares the medians with the targets (no-op, apply and floor from issue 7, memory and
@@ -845,8 +768,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--detect-delay", type=float, nargs=2, default=(1.5, 3.0), metavar=("MIN", "MAX"),
                         help="seconds between starting the sidecar and starting the server")
     parser.add_argument("--seed", type=int, default=2)
-    parser.add_argument("--pg-bin", help="directory of initdb/postgres (default: newest /usr/lib/postgresql/*/bin)")
-    parser.add_argument("--pg-os-user", default="postgres", help="OS user that owns and runs the temporary cluster")
+    parser.add_argument("--pg-bin", help="directory of initdb/pg_ctl (default: newest /usr/lib/postgresql/*/bin)")
+    parser.add_argument("--pg-os-user", default="postgres", help="OS user that owns and runs the temporary server (when run as root)")
     parser.add_argument("--bin-dir", default=str(Path(sys.executable).parent),
                         help="where alembic and alembic-sidecar are installed")
     parser.add_argument("--only", default="apply,noop,detect", help="comma-separated subset of apply,noop,detect")
@@ -899,7 +822,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "detect" in only and any(b.name == "postgresql" for b in backends):
         try:
             rows.extend(bench_detection(tools, write_revisions(WORK / "versions-3", 3), args.repeat_detect,
-                                        pg_bin_dir(args.pg_bin), args.pg_os_user, tuple(args.detect_delay),
+                                        Path(args.pg_bin) if args.pg_bin else None, args.pg_os_user, tuple(args.detect_delay),
                                         args.seed))
         except Exception as error:
             errors.append(f"detection: {type(error).__name__}: {error}")
