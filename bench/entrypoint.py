@@ -455,21 +455,71 @@ def alternate(repeat: int, tools: Sequence[str] = (SIDECAR, PLAIN)) -> Iterator[
             yield i, tool
 
 
-def bench_apply(tools: Tools, backend: Backend, versions: Path, count: int, repeat: int) -> list[Row]:
-    values: dict[str, list[float]] = {SIDECAR: [], PLAIN: [], PLAIN_TPM: []}
-    cpu: dict[str, list[float]] = {SIDECAR: [], PLAIN: [], PLAIN_TPM: []}
-    for i, tool in alternate(repeat, (SIDECAR, PLAIN, PLAIN_TPM)):
-        with scratch_database(backend, "apply") as database:
-            run = tools.run(tool, backend.url(database), versions, f"{backend.name}-apply-{i}")
-            if tool == SIDECAR:
-                applied = [e for e in log_events(run.stdout) if e.get("event") == "revision_applied"]
-                if len(applied) != count:
-                    raise BenchError(f"the sidecar logged {len(applied)} revision_applied events, expected {count}")
-            elif (ran := run.stderr.count("Running upgrade ")) != count:
-                raise BenchError(f"plain alembic logged {ran} 'Running upgrade' lines, expected {count}")
-            values[tool].append(run.seconds)
-            cpu[tool].append(run.cpu_seconds)
+def apply_runs(tools: Tools, backend: Backend, versions: Path, count: int,
+               schedule: Sequence[tuple[int, str]], keep: str | None = None) -> dict[str, list[Run]]:
+    """An apply of `count` revisions for each (round, tool) of `schedule`, each to a fresh database.
+
+    With `keep`, the first run goes to that database instead, which stays at head for the caller."""
+    runs: dict[str, list[Run]] = {tool: [] for _, tool in schedule}
+    for n, (i, tool) in enumerate(schedule):
+        target = contextlib.nullcontext(keep) if keep and n == 0 else scratch_database(backend, "apply")
+        with target as database:
+            run = tools.run(tool, backend.url(database), versions, f"{backend.name}-apply-{count}-{i}")
+        if tool == SIDECAR:
+            applied = [e for e in log_events(run.stdout) if e.get("event") == "revision_applied"]
+            if len(applied) != count:
+                raise BenchError(f"the sidecar logged {len(applied)} revision_applied events, expected {count}")
+        elif (ran := run.stderr.count("Running upgrade ")) != count:
+            raise BenchError(f"plain alembic logged {ran} 'Running upgrade' lines, expected {count}")
+        runs[tool].append(run)
         progress(f"{backend.name} apply {count} #{i + 1} {tool}: {run.seconds:.3f} s (CPU {run.cpu_seconds:.3f} s)")
+    return runs
+
+
+def noop_runs(tools: Tools, backend: Backend, versions: Path, count: int, schedule: Sequence[tuple[int, str]],
+              at_head: str | None = None, warm_up: bool = True) -> dict[str, list[Run]]:
+    """A no-op run for each (round, tool) of `schedule` against one database at head, each tool warmed up first.
+
+    Without `at_head`, a scratch database is brought to head first by plain alembic (not timed)."""
+    runs: dict[str, list[Run]] = {tool: [] for _, tool in schedule}
+    with contextlib.nullcontext(at_head) if at_head else scratch_database(backend, "noop") as database:
+        url = backend.url(database)
+
+        def run_one(tool: str, tag: str) -> Run:
+            if tool == FLOOR:
+                return tools.run_floor(backend, database, tag)
+            return tools.run(tool, url, versions, tag)
+
+        if not at_head:
+            tools.run(PLAIN, url, versions, f"{backend.name}-noop-setup")
+        for tool in runs if warm_up else ():  # warm-up: page cache, the tools' own bytecode
+            run_one(tool, f"{backend.name}-noop-warmup")
+        for i, tool in schedule:
+            run = run_one(tool, f"{backend.name}-noop-{count}-{i}")
+            if tool == SIDECAR:
+                summary = [e for e in log_events(run.stdout) if e.get("event") == "migration_complete"]
+                if not summary or summary[-1].get("applied") not in (0, "0"):
+                    raise BenchError("the sidecar's no-op run did not log migration_complete with applied=0")
+            elif tool == FLOOR and run.stdout.split() != [revision_id(count)]:
+                raise BenchError(f"the floor read {run.stdout.strip()!r} from the version table, expected "
+                                 f"{revision_id(count)}")
+            runs[tool].append(run)
+            progress(f"{backend.name} no-op {count} #{i + 1} {tool}: {run.seconds:.3f} s "
+                     f"(CPU {run.cpu_seconds:.3f} s), {run.max_rss_kib / 1024:.1f} MiB")
+    return runs
+
+
+def wall(runs: dict[str, list[Run]]) -> dict[str, list[float]]:
+    return {tool: [run.seconds for run in rs] for tool, rs in runs.items()}
+
+
+def cpu_time(runs: dict[str, list[Run]]) -> dict[str, list[float]]:
+    return {tool: [run.cpu_seconds for run in rs] for tool, rs in runs.items()}
+
+
+def bench_apply(tools: Tools, backend: Backend, versions: Path, count: int, repeat: int) -> list[Row]:
+    runs = apply_runs(tools, backend, versions, count, list(alternate(repeat, (SIDECAR, PLAIN, PLAIN_TPM))))
+    values, cpu = wall(runs), cpu_time(runs)
     tpm = {SIDECAR: values[SIDECAR], PLAIN: values[PLAIN_TPM]}
     tpm_cpu = {SIDECAR: cpu[SIDECAR], PLAIN: cpu[PLAIN_TPM]}
     reference = [ratio_row(f"apply {count}, plain with `transaction_per_migration=True` (the sidecar's default)",
@@ -484,34 +534,9 @@ def bench_apply(tools: Tools, backend: Backend, versions: Path, count: int, repe
 
 
 def bench_noop(tools: Tools, backend: Backend, versions: Path, count: int, repeat: int) -> list[Row]:
-    times: dict[str, list[float]] = {SIDECAR: [], PLAIN: [], FLOOR: []}
-    cpu: dict[str, list[float]] = {SIDECAR: [], PLAIN: [], FLOOR: []}
-    rss: dict[str, list[float]] = {SIDECAR: [], PLAIN: [], FLOOR: []}
-    with scratch_database(backend, "noop") as database:
-        url = backend.url(database)
-
-        def run_one(tool: str, tag: str) -> Run:
-            if tool == FLOOR:
-                return tools.run_floor(backend, database, tag)
-            return tools.run(tool, url, versions, tag)
-
-        tools.run(PLAIN, url, versions, f"{backend.name}-noop-setup")  # bring it to head (not timed)
-        for tool in (SIDECAR, PLAIN, FLOOR):  # warm-up: page cache, the tools' own bytecode
-            run_one(tool, f"{backend.name}-noop-warmup")
-        for i, tool in alternate(repeat, (SIDECAR, PLAIN, FLOOR)):
-            run = run_one(tool, f"{backend.name}-noop-{i}")
-            if tool == SIDECAR:
-                summary = [e for e in log_events(run.stdout) if e.get("event") == "migration_complete"]
-                if not summary or summary[-1].get("applied") not in (0, "0"):
-                    raise BenchError("the sidecar's no-op run did not log migration_complete with applied=0")
-            elif tool == FLOOR and run.stdout.split() != [revision_id(count)]:
-                raise BenchError(f"the floor read {run.stdout.strip()!r} from the version table, expected "
-                                 f"{revision_id(count)}")
-            times[tool].append(run.seconds)
-            cpu[tool].append(run.cpu_seconds)
-            rss[tool].append(run.max_rss_kib / 1024)
-            progress(f"{backend.name} no-op {count} #{i + 1} {tool}: {run.seconds:.3f} s "
-                     f"(CPU {run.cpu_seconds:.3f} s), {run.max_rss_kib / 1024:.1f} MiB")
+    runs = noop_runs(tools, backend, versions, count, list(alternate(repeat, (SIDECAR, PLAIN, FLOOR))))
+    times, cpu = wall(runs), cpu_time(runs)
+    rss = {tool: [run.max_rss_kib / 1024 for run in rs] for tool, rs in runs.items()}
     floor = [ratio_row(f"no-op at head ({count} revisions) vs the floor", backend.name, times, "s", FLOOR_TARGET,
                        FLOOR),
              ratio_row(f"no-op at head ({count} revisions) vs the floor: CPU time", backend.name, cpu, "s", None,
@@ -734,12 +759,12 @@ Machine:
 {END}"""
 
 
-def write_results(section: str) -> None:
-    """Replace only our marked section; everything else in the file (the container section) stays as it is."""
+def write_results(section: str, start: str = START, end: str = END) -> None:
+    """Replace only the section between `start` and `end`; everything else in the file stays as it is."""
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
         text = head + section + tail
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
@@ -753,13 +778,36 @@ def progress(message: str) -> None:
 # --------------------------------------------------------------------------------------------------------------------
 
 
+def add_server_arguments(parser: argparse.ArgumentParser, databases_help: str) -> None:
+    """--databases, --pg, --mariadb and --bin-dir: which servers and which installed tools to measure."""
+    parser.add_argument("--databases", default="postgresql", help=databases_help)
+    parser.add_argument("--pg", default="127.0.0.1:5432", help="PostgreSQL host:port (user postgres, trust)")
+    parser.add_argument("--mariadb", default="127.0.0.1:3306", help="MariaDB host:port (user root, no password)")
+    parser.add_argument("--bin-dir", default=str(Path(sys.executable).parent),
+                        help="where alembic and alembic-sidecar are installed")
+
+
+def make_backends(args: argparse.Namespace) -> list[Backend]:
+    """The servers named by --databases; ValueError names one it does not know."""
+    backends: list[Backend] = []
+    for name in args.databases.split(","):
+        if name == "postgresql":
+            host, port = args.pg.rsplit(":", 1)
+            backends.append(PostgreSQL(host, int(port), "postgres"))
+        elif name in ("mariadb", "mysql"):
+            host, port = args.mariadb.rsplit(":", 1)
+            backends.append(MariaDB(host, int(port), "root"))
+        elif name == "sqlite":
+            backends.append(SQLite(WORK / "sqlite"))
+        else:
+            raise ValueError(f"unknown database {name!r}")
+    return backends
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--databases", default="postgresql",
-                        help="comma-separated: postgresql, mariadb, sqlite (detection runs on PostgreSQL only)")
-    parser.add_argument("--pg", default="127.0.0.1:5432", help="PostgreSQL host:port (user postgres, trust)")
-    parser.add_argument("--mariadb", default="127.0.0.1:3306", help="MariaDB host:port (user root, no password)")
+    add_server_arguments(parser, "comma-separated: postgresql, mariadb, sqlite (detection runs on PostgreSQL only)")
     parser.add_argument("--apply-revisions", type=int, default=500)
     parser.add_argument("--noop-revisions", type=int, default=1000)
     parser.add_argument("--repeat-apply", type=int, default=3)
@@ -769,9 +817,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="seconds between starting the sidecar and starting the server")
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--pg-bin", help="directory of initdb/pg_ctl (default: newest /usr/lib/postgresql/*/bin)")
-    parser.add_argument("--pg-os-user", default="postgres", help="OS user that owns and runs the temporary server (when run as root)")
-    parser.add_argument("--bin-dir", default=str(Path(sys.executable).parent),
-                        help="where alembic and alembic-sidecar are installed")
+    parser.add_argument("--pg-os-user", default="postgres",
+                        help="OS user that owns and runs the temporary server (when run as root)")
     parser.add_argument("--only", default="apply,noop,detect", help="comma-separated subset of apply,noop,detect")
     parser.add_argument("--no-write", action="store_true", help=f"print only; leave {RESULTS.name} alone")
     return parser.parse_args(argv)
@@ -784,19 +831,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     only = set(args.only.split(","))
     load_at_start = os.getloadavg()[0]
-    backends: list[Backend] = []
-    for name in args.databases.split(","):
-        if name == "postgresql":
-            host, port = args.pg.rsplit(":", 1)
-            backends.append(PostgreSQL(host, int(port), "postgres"))
-        elif name in ("mariadb", "mysql"):
-            host, port = args.mariadb.rsplit(":", 1)
-            backends.append(MariaDB(host, int(port), "root"))
-        elif name == "sqlite":
-            backends.append(SQLite(WORK / "sqlite"))
-        else:
-            print(f"unknown database {name!r}", file=sys.stderr)
-            return 2
+    try:
+        backends = make_backends(args)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
     rows: list[Row] = []
     errors: list[str] = []
     try:
@@ -822,8 +861,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "detect" in only and any(b.name == "postgresql" for b in backends):
         try:
             rows.extend(bench_detection(tools, write_revisions(WORK / "versions-3", 3), args.repeat_detect,
-                                        Path(args.pg_bin) if args.pg_bin else None, args.pg_os_user, tuple(args.detect_delay),
-                                        args.seed))
+                                        Path(args.pg_bin) if args.pg_bin else None, args.pg_os_user,
+                                        tuple(args.detect_delay), args.seed))
         except Exception as error:
             errors.append(f"detection: {type(error).__name__}: {error}")
     facts.append(f"load average (1 min) at start {load_at_start:.2f}, at end {os.getloadavg()[0]:.2f} "
