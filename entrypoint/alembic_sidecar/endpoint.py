@@ -9,29 +9,20 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from . import databases
 from .errors import ConfigurationError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
+    from .databases.base import Driver
     from .settings import Settings
 
-# URL scheme (before any "+driver") -> the backend it names.
-BACKENDS = {"postgres": "postgresql", "postgresql": "postgresql", "mysql": "mysql", "mariadb": "mariadb",
-            "sqlite": "sqlite"}
-# The async driver this image ships for each backend.
-ASYNC_DRIVERS = {"postgresql": "asyncpg", "mysql": "aiomysql", "mariadb": "aiomysql", "sqlite": "aiosqlite"}
-DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
-# URL query parameters understood per backend; anything else is refused rather than silently ignored.
+# URL query parameters every server backend understands, beside its driver's TLS and own parameters; anything else
+# is refused rather than silently ignored.
 SSL_PARAMETERS = ("sslmode", "ssl", "ssl_mode", "ssl-mode")
-# TLS files and the key's password: libpq's names on PostgreSQL, SQLAlchemy's MySQL dialects' names on MySQL.
-TLS_PARAMETERS = {
-    "postgresql": {"sslrootcert": "sslrootcert", "sslcert": "sslcert", "sslkey": "sslkey",
-                   "sslpassword": "sslpassword"},
-    "mysql": {"ssl_ca": "sslrootcert", "ssl_cert": "sslcert", "ssl_key": "sslkey"},
-}
-CHECK_HOSTNAME_PARAMETER = "ssl_check_hostname"  # MySQL: verify-full (true) or verify-ca (false)
+CHECK_HOSTNAME_PARAMETER = "ssl_check_hostname"  # verify-full (true) or verify-ca (false), where a driver takes it
 # Where a TLS value comes from, in precedence order after the URL: the DB_* setting, then libpq's variable.
 TLS_SETTINGS = {"sslmode": ("db_sslmode", "DB_SSLMODE", "PGSSLMODE"),
                 "sslrootcert": ("db_sslrootcert", "DB_SSLROOTCERT", "PGSSLROOTCERT"),
@@ -53,7 +44,7 @@ LOGIN_SETTINGS = (("db_user", "DB_USER"), ("db_password", "DB_PASSWORD"))
 class Endpoint:
     """Connection parameters of one database; the password never shows in a repr."""
 
-    backend: str  # postgresql | mysql | mariadb | sqlite
+    backend: str  # a name from databases.backends()
     host: str | None = None
     port: int | None = None
     user: str | None = None
@@ -73,18 +64,22 @@ class Endpoint:
     tls_sources: tuple[tuple[str, str], ...] = ()
 
     @property
+    def driver(self) -> Driver:
+        return databases.driver_for(self.backend)
+
+    @property
     def is_server(self) -> bool:
-        return self.backend != "sqlite"
+        return self.driver.is_server
 
     @property
     def masked(self) -> str:
         """The URL as logs show it: the password replaced by ***, TLS shown by its mode and file paths only."""
-        if self.backend == "sqlite":
-            return f"sqlite:///{self.database or ':memory:'}"
+        if not self.is_server:
+            return f"{self.backend}:///{self.database or ':memory:'}"
         auth = ""
         if self.user is not None:
             auth = quote(self.user, safe="") + (":***" if self.password else "") + "@"
-        names = {field: name for name, field in TLS_PARAMETERS[_family(self.backend)].items()}
+        names = {field: name for name, field in self.driver.tls_parameters.items()}
         shown = [("sslmode", self.sslmode), (names["sslrootcert"], self.sslrootcert), (names["sslcert"], self.sslcert)]
         query = "&".join(f"{name}={quote(value, safe='/')}" for name, value in shown if value)
         return (f"{self.backend}://{auth}{self.host}:{self.port}/{quote(self.database or '', safe='')}"
@@ -98,8 +93,8 @@ class Endpoint:
         """The async SQLAlchemy URL (password included): selects the dialect, and is what a user's env.py gets."""
         from sqlalchemy.engine import URL
 
-        query = {"ssl": self.sslmode} if self.sslmode and self.backend == "postgresql" else {}
-        return URL.create(f"{self.backend}+{ASYNC_DRIVERS[self.backend]}", username=self.user,
+        query = {"ssl": self.sslmode} if self.sslmode and self.driver.sslmode_in_url else {}
+        return URL.create(f"{self.backend}+{self.driver.async_driver}", username=self.user,
                           password=self.password, host=self.host, port=self.port, database=self.database,
                           query=query)
 
@@ -146,7 +141,8 @@ def _beside_url(endpoint: Endpoint, settings: Settings, source: str) -> Endpoint
         if value is None:
             continue
         if not endpoint.is_server:
-            raise ConfigurationError(f"{env} is set beside {source}, a SQLite database, which has no {part}",
+            raise ConfigurationError(f"{env} is set beside {source}, a {endpoint.driver.title} database, which has "
+                                     f"no {part}",
                                      hint=f"unset {env}")
         if getattr(endpoint, part):
             raise ConfigurationError(f"{env} is set and {source} has a {part} too",
@@ -180,7 +176,7 @@ def _with_tls_settings(endpoint: Endpoint, settings: Settings, environ: Mapping[
         if value is not None:
             changes[name] = value.reveal() if hasattr(value, "reveal") else value
             sources[name] = setting
-        elif libpq_variable and endpoint.backend == "postgresql" and environ.get(libpq_variable):
+        elif libpq_variable and endpoint.driver.reads_libpq_environment and environ.get(libpq_variable):
             value = environ[libpq_variable]
             changes[name] = _sslmode(value.lower(), libpq_variable) if name == "sslmode" else value
             sources[name] = libpq_variable
@@ -191,29 +187,7 @@ def _with_tls_settings(endpoint: Endpoint, settings: Settings, environ: Mapping[
 
 def _settle_tls(endpoint: Endpoint) -> Endpoint:
     """The TLS mode the files imply, where no mode was set; contradictions refused (exit 2)."""
-    mode, check_hostname = endpoint.sslmode, endpoint.ssl_check_hostname
-    if endpoint.backend == "postgresql":
-        if endpoint.sslrootcert == "system":
-            # libpq 16: the system's roots vouch for any name, so only the full check makes sense.
-            if mode not in (None, "verify-full"):
-                raise ConfigurationError(f"sslrootcert=system ({endpoint.source_of('sslrootcert')}) needs "
-                                         f"sslmode=verify-full, got {mode} ({endpoint.source_of('sslmode')})",
-                                         hint="set sslmode=verify-full, or give the CA's file instead of system")
-            mode = "verify-full"
-        return _replace(endpoint, sslmode=mode) if mode != endpoint.sslmode else endpoint
-    # MySQL clients (PyMySQL, SQLAlchemy's dialects) verify the server as soon as a CA is given.
-    if mode is None and endpoint.sslrootcert is not None:
-        mode = "verify-ca" if check_hostname is False else "verify-full"
-    elif mode is None and endpoint.sslcert is not None:
-        mode = "require"
-    if check_hostname is not None:
-        wanted = "verify-full" if check_hostname else "verify-ca"
-        if mode != wanted:
-            raise ConfigurationError(f"{CHECK_HOSTNAME_PARAMETER}={str(check_hostname).lower()} contradicts "
-                                     f"sslmode={mode or 'unset'} ({endpoint.source_of('sslmode')})",
-                                     hint=f"{CHECK_HOSTNAME_PARAMETER} applies to a verified server: give ssl_ca "
-                                          f"and drop sslmode, or set sslmode={wanted}")
-    return _replace(endpoint, sslmode=mode) if mode != endpoint.sslmode else endpoint
+    return endpoint.driver.settle_tls(endpoint)
 
 
 def parse_url(raw: str, source: str) -> Endpoint:
@@ -221,12 +195,12 @@ def parse_url(raw: str, source: str) -> Endpoint:
     raw = raw.strip()
     scheme = raw.partition("://")[0].split("+")[0].lower() if "://" in raw else ""
     if not scheme:
-        raise ConfigurationError(f"{source} is not a valid database URL", hint=_form_hint("postgresql"))
-    backend = BACKENDS.get(scheme)
+        raise ConfigurationError(f"{source} is not a valid database URL", hint=_form_hint(databases.backends()[0]))
+    backend = databases.backend_for(scheme)
     if backend is None:
         raise ConfigurationError(f"unsupported database kind {scheme!r} in {source}",
-                                 hint="use postgresql://, mysql://, mariadb:// or sqlite:/// (asyncpg, aiomysql, "
-                                      "aiosqlite)")
+                                 hint=f"use {databases.url_forms()}")
+    driver = databases.driver_for(backend)
     # A '#' starts a fragment, which no database URL has: it is a password's '#' that cut the URL short.
     if "#" in raw:
         raise ConfigurationError(f"{source} has a '#' that is not percent-encoded",
@@ -237,15 +211,15 @@ def parse_url(raw: str, source: str) -> Endpoint:
     except ValueError:  # an unbalanced '[' of an IPv6 address
         raise ConfigurationError(f"{source} is not a valid database URL", hint=_form_hint(scheme)) from None
     query = parse_qsl(parts.query, keep_blank_values=True)
-    if backend == "sqlite":
-        return _sqlite(parts.netloc, parts.path, query, source)
+    if not driver.is_server:
+        return _file(backend, parts.netloc, parts.path, query, source)
     params: dict[str, str] = {}
     for key, value in query:
         if key in params:
             raise ConfigurationError(f"{source} sets the URL parameter {key!r} twice", hint="set it once")
         params[key] = value
-    tls_names = TLS_PARAMETERS[_family(backend)]
-    own = (SERVER_OPTIONS_PARAMETER,) if backend == "postgresql" else (CHECK_HOSTNAME_PARAMETER,)
+    tls_names = driver.tls_parameters
+    own = driver.own_parameters
     known = set(SSL_PARAMETERS) | set(CREDENTIAL_PARAMETERS) | set(tls_names) | set(own)
     unknown = sorted(set(params) - known)
     if unknown:
@@ -255,8 +229,8 @@ def parse_url(raw: str, source: str) -> Endpoint:
     if "," in parts.netloc or not parts.hostname:
         raise ConfigurationError(f"{source} names no single server host",
                                  hint=f"give one host, as in {scheme}://USER:PASSWORD@HOST:"
-                                      f"{DEFAULT_PORTS[backend]}/DB")
-    port = _port(parts.netloc, raw.partition("://")[2][len(parts.netloc):], source, scheme)
+                                      f"{driver.default_port}/DB")
+    port = _port(parts.netloc, raw.partition("://")[2][len(parts.netloc):], source, scheme, driver.default_port)
     sslmodes = {params[key].lower() for key in SSL_PARAMETERS if key in params}
     if len(sslmodes) > 1:
         raise ConfigurationError(f"{source} sets the TLS mode twice, differently", hint="set sslmode once")
@@ -270,12 +244,12 @@ def parse_url(raw: str, source: str) -> Endpoint:
     check_hostname = None
     if CHECK_HOSTNAME_PARAMETER in params:
         check_hostname = _boolean(params[CHECK_HOSTNAME_PARAMETER], f"{CHECK_HOSTNAME_PARAMETER} in {source}")
-    return Endpoint(backend, parts.hostname, port or DEFAULT_PORTS[backend], user or None, password or None,
+    return Endpoint(backend, parts.hostname, port or driver.default_port, user or None, password or None,
                     unquote(parts.path.lstrip("/")) or None, sslmode, options, **tls,
                     ssl_check_hostname=check_hostname, tls_sources=sources)
 
 
-def _port(netloc: str, after_netloc: str, source: str, scheme: str) -> int | None:
+def _port(netloc: str, after_netloc: str, source: str, scheme: str, default: int | None) -> int | None:
     """The URL's port, 1 to 65535, or None when it names none; 0 is refused, not read as "the default"."""
     host_and_port = netloc.rpartition("@")[2]
     if host_and_port.startswith("["):  # [IPv6]:port
@@ -292,7 +266,7 @@ def _port(netloc: str, after_netloc: str, source: str, scheme: str) -> int | Non
                if intact and re.fullmatch(r"[0-9]{1,9}", text) else
                f"{source} has a port that is not a number from 1 to 65535")
     raise ConfigurationError(message, hint=f"write it as {scheme}://USER:PASSWORD@HOST:"
-                                           f"{DEFAULT_PORTS[BACKENDS[scheme]]}/DB, or leave it out for the default; "
+                                           f"{default}/DB, or leave it out for the default; "
                                            "in a password, '/' is written %2F and '?' %3F")
 
 
@@ -303,10 +277,6 @@ def _form_hint(scheme: str) -> str:
 def _encoded(code: str, source: str) -> str:
     """How a percent-encoded character is written where the URL is: an ini file doubles every '%'."""
     return code if source == "DATABASE_URL" else f"{code.replace('%', '%%')} in the ini file (configparser doubles %)"
-
-
-def _family(backend: str) -> str:
-    return "postgresql" if backend == "postgresql" else "mysql"
 
 
 def _boolean(value: str, source: str) -> bool:
@@ -354,37 +324,39 @@ def _sslmode(value: str | None, source: str) -> str | None:
     return value
 
 
-def _sqlite(netloc: str, path: str, query: list[tuple[str, str]], source: str) -> Endpoint:
+def _file(backend: str, netloc: str, path: str, query: list[tuple[str, str]], source: str) -> Endpoint:
+    """A database in a file (or in memory): no host, no parameters."""
     if netloc or query:
-        raise ConfigurationError(f"{source} is not a SQLite URL this image understands",
-                                 hint="use sqlite:///relative/path.db or sqlite:////absolute/path.db, no parameters")
+        raise ConfigurationError(f"{source} is not a {databases.driver_for(backend).title} URL this image understands",
+                                 hint=f"use {backend}:///relative/path.db or {backend}:////absolute/path.db, "
+                                      "no parameters")
     database = unquote(path[1:]) if path.startswith("/") else ""
-    return _sqlite_file(database)
+    return _file_endpoint(backend, database)
 
 
-def _sqlite_file(database: str) -> Endpoint:
+def _file_endpoint(backend: str, database: str) -> Endpoint:
     if not database or database == ":memory:":
-        return Endpoint("sqlite", database=":memory:")
-    return Endpoint("sqlite", database=os.path.abspath(os.path.expanduser(database)))
+        return Endpoint(backend, database=":memory:")
+    return Endpoint(backend, database=os.path.abspath(os.path.expanduser(database)))
 
 
 def _from_parts(settings: Settings) -> Endpoint:
     driver = settings.db_driver
     assert driver is not None
-    if driver == "sqlite":
+    if not databases.driver_for(driver).is_server:
         servers = _given(settings, SERVER_SETTINGS[1:3] + LOGIN_SETTINGS)
         if servers:
-            raise ConfigurationError(f"{_listed(servers)} {_are(servers)} set with DB_DRIVER=sqlite, a database "
+            raise ConfigurationError(f"{_listed(servers)} {_are(servers)} set with DB_DRIVER={driver}, a database "
                                      "file that has no server or login", hint=f"unset {_listed(servers)}")
         if not settings.db_name:
-            raise ConfigurationError("DB_NAME is required with DB_DRIVER=sqlite",
+            raise ConfigurationError(f"DB_NAME is required with DB_DRIVER={driver}",
                                      hint="set DB_NAME to the database file's path")
-        return _sqlite_file(settings.db_name)
+        return _file_endpoint(driver, settings.db_name)
     missing = [name for name, value in (("DB_HOST", settings.db_host), ("DB_NAME", settings.db_name)) if not value]
     if missing:
         raise ConfigurationError(f"{' and '.join(missing)} required with DB_DRIVER={driver}",
                                  hint="set them, or set DATABASE_URL instead")
-    return Endpoint(driver, settings.db_host, settings.db_port or DEFAULT_PORTS[driver],
+    return Endpoint(driver, settings.db_host, settings.db_port or databases.driver_for(driver).default_port,
                     settings.db_user.reveal() if settings.db_user else None,
                     settings.db_password.reveal() if settings.db_password else None, settings.db_name)
 

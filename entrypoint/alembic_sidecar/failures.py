@@ -40,13 +40,6 @@ def sqlstate(exc: BaseException) -> str | None:
     return None
 
 
-def mysql_errno(exc: BaseException) -> int | None:
-    for cause in causes(exc):
-        if type(cause).__module__.startswith("pymysql") and cause.args and isinstance(cause.args[0], int):
-            return cause.args[0]
-    return None
-
-
 # OpenSSL's verify codes for a certificate that is valid but not for the name (or address) connected to.
 HOST_NAME_MISMATCH = frozenset({62, 64})  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
 # Alerts a server sends when it refuses the client's certificate (or the lack of one).
@@ -102,15 +95,15 @@ def connection_broken(exc: BaseException) -> bool:
 
 def describe(exc: BaseException) -> str:
     """One line naming the innermost cause, without SQLAlchemy's URL-bearing wrapper text."""
-    innermost = list(causes(exc))[-1]
+    from .databases import driver_of_error
+
+    innermost, driver = list(causes(exc))[-1], None
     for cause in causes(exc):
         # The driver's own exception carries the server's message; SQLAlchemy's wrapper adds noise.
-        if type(cause).__module__.split(".")[0] in ("asyncpg", "pymysql", "sqlite3", "aiosqlite"):
+        driver = driver_of_error(cause)
+        if driver is not None:
             innermost = cause
             break
-    if type(innermost).__module__.startswith("pymysql") and len(innermost.args) >= 2:
-        text = str(innermost.args[1])
-    else:
-        text = str(innermost) or type(innermost).__name__
+    text = (driver.message(innermost) if driver is not None else str(innermost)) or type(innermost).__name__
     first_line = text.strip().splitlines()[0] if text.strip() else type(innermost).__name__
     return f"{type(innermost).__name__}: {first_line}"

@@ -17,33 +17,18 @@ BUDGET = 2.0
 
 def current_revisions(settings: Settings, budget: float) -> tuple[str, ...] | None:
     """The database's revisions read with one plain query, or None when that is not simply possible."""
-    from . import databases, endpoint as endpoints
+    from . import endpoint as endpoints
     from .errors import ConfigurationError
 
     try:
         endpoint = endpoints.from_settings(settings)
     except ConfigurationError:
         return None  # the full path reports it
-    database = databases.module_for(endpoint.backend)
     try:
-        if endpoint.backend == "sqlite":
-            if endpoint.database == ":memory:":
-                return None
-            return database.read_versions_now(endpoint.database, settings.version_table, budget,
-                                              settings.version_table_schema)
-        return asyncio.run(_read(database, endpoint, settings.version_table, settings.version_table_schema, budget))
-    except Exception:  # not up yet, refused, locked, no version table...: the full path explains it
+        return asyncio.run(endpoint.driver.read_versions_now(endpoint, settings.version_table,
+                                                             settings.version_table_schema, budget))
+    except Exception:  # not up yet, refused, locked, no version table, in memory...: the full path explains it
         return None
-
-
-async def _read(database: object, endpoint: object, table: str, schema: str | None,
-                budget: float) -> tuple[str, ...]:
-    async with asyncio.timeout(budget):
-        connection = await database.connect(endpoint, budget)  # type: ignore[attr-defined]
-        try:
-            return await database.read_versions(connection, table, schema)  # type: ignore[attr-defined]
-        finally:
-            await database.close(connection)  # type: ignore[attr-defined]
 
 
 def no_op_summary(settings: Settings) -> str | None:

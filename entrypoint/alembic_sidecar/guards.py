@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from .databases.base import Driver
 from .errors import Signalled
 
 
@@ -40,7 +41,8 @@ class StatementWatchdog:
     """Arms a timer around every revision statement; if the server neither answers nor cancels in time, the
     socket is aborted, so the statement fails at once instead of waiting on a dead path."""
 
-    def __init__(self, engine: AsyncEngine, bound: float | None, on_fire: Callable[[], None]) -> None:
+    def __init__(self, engine: AsyncEngine, driver: Driver, bound: float | None, on_fire: Callable[[], None]) -> None:
+        self.driver = driver
         self.bound = bound
         self.on_fire = on_fire
         self.loop = asyncio.get_running_loop()
@@ -74,6 +76,4 @@ class StatementWatchdog:
 
     def _abort(self, raw: Any) -> None:
         self.on_fire()
-        transport = getattr(raw, "_transport", None) or getattr(getattr(raw, "_writer", None), "transport", None)
-        if transport is not None:
-            transport.abort()
+        self.driver.abort_transport(raw)

@@ -90,7 +90,7 @@ class Runner:
         if command == "sql":
             return self._sql(project, fallback_url)
         self.endpoint = endpoints.from_settings(settings, fallback_url=fallback_url)
-        self.database = databases.module_for(self.endpoint.backend)
+        self.database = databases.driver_for(self.endpoint.backend)
         known = [secret for secret in (self.endpoint.password, self.endpoint.sslpassword) if secret]
         if known:  # from alembic.ini perhaps, which the settings never saw
             logs.add_secrets(secret_forms(known))
@@ -158,7 +158,7 @@ class Runner:
         try:
             if project.bundled:
                 # The catalog reads are the sidecar's own statements: each gets their bound.
-                with StatementWatchdog(session.engine, OWN_STATEMENT_BOUND, self._watchdog_fired):
+                with StatementWatchdog(session.engine, self.database, OWN_STATEMENT_BOUND, self._watchdog_fired):
                     found = await session.connection.run_sync(
                         lambda sync_connection: guarded(drift.differences, project, sync_connection, options))
             else:
@@ -212,7 +212,7 @@ class Runner:
         """Run Alembic; a revision that hit the DDL lock timeout is rolled back and retried where DDL is
         transactional, up to MIGRATE_DDL_LOCK_RETRIES times with jittered backoff."""
         assert self.session is not None
-        retries = self.settings.ddl_lock_retries if self.database.TRANSACTIONAL_DDL else 0
+        retries = self.settings.ddl_lock_retries if self.database.transactional_ddl else 0
         attempt = 0
         while True:
             try:
@@ -250,8 +250,8 @@ class Runner:
         options = {"transaction_per_migration": self.settings.transaction_per_migration,
                    "version_table": self.settings.version_table,
                    "version_table_schema": self.settings.version_table_schema}
-        if self.endpoint is not None and self.endpoint.backend == "sqlite":
-            options["transactional_ddl"] = True  # the engine emits BEGIN itself (sqlite.configure_engine)
+        if self.endpoint is not None:
+            options.update(self.database.alembic_options())
         statement_bound = (self.settings.statement_timeout + CANCEL_MARGIN
                            if self.settings.statement_timeout is not None else None)
         connection = session.connection
@@ -259,7 +259,7 @@ class Runner:
         try:
             if project.bundled:
                 await connection.commit()  # Alembic manages transactions only on a connection not in one
-                with StatementWatchdog(session.engine, statement_bound, self._watchdog_fired):
+                with StatementWatchdog(session.engine, self.database, statement_bound, self._watchdog_fired):
                     await connection.run_sync(lambda sync_connection: guarded(
                         alembic_env.migrate, project, sync_connection, destination, downgrade=downgrade,
                         configure_options=options, on_step=on_step, on_plan=on_plan))
@@ -359,7 +359,7 @@ class Runner:
         if self.recorded is None:
             return f"the database is at {_revs(self.before)}, where this run found it"
         bundled = self.settings.alembic_config is None
-        if bundled and self.database.TRANSACTIONAL_DDL and not self.settings.transaction_per_migration:
+        if bundled and self.database.transactional_ddl and not self.settings.transaction_per_migration:
             return f"the database is at {_revs(self.before)}, where this run found it (one transaction, rolled back)"
         if bundled and self.settings.transaction_per_migration:
             return f"the database is at {_revs(self.recorded)}"
@@ -392,21 +392,21 @@ class Runner:
             fix = "fix env.py or what it imports (MIGRATE_PYTHONPATH), its driver or its sqlalchemy.url"
             return ConfigurationError(f"your env.py failed at {env_py}: {reason}",
                                       hint=f"{state}; {fix}" if self.recorded is not None else fix)
-        transactional = self.database.TRANSACTIONAL_DDL
+        transactional = self.database.transactional_ddl
         if fault in TRANSIENT:
             what = FAULT_TEXT[fault]
             if self.watchdog_fired:
                 what = (f"the database did not answer within MIGRATE_STATEMENT_TIMEOUT + {CANCEL_MARGIN:g} s "
                         "(the network path is down or the server hangs)")
             rolled_back = ("the revision in progress was rolled back; rerunning is safe" if transactional else
-                           "MySQL/MariaDB commit DDL implicitly, so statements of the interrupted revision that ran "
+                           f"{self.database.ddl_rollback_note}, so statements of the interrupted revision that ran "
                            "before the fault may be applied; a rerun resumes after the last recorded revision")
             error = TransientFault(f"{what} while applying {culprit or 'a revision'}: {reason}",
                                    hint=f"{state}; {rolled_back}")
             error.fault = fault
             return error
         if not transactional:
-            hint = (f"{state}; MySQL/MariaDB commit DDL implicitly, so statements of the failed revision that ran "
+            hint = (f"{state}; {self.database.ddl_rollback_note}, so statements of the failed revision that ran "
                     "before the error may be applied: inspect the schema before rerunning")
         elif fault is Fault.STATEMENT_TIMEOUT:
             hint = f"{state}; the failed revision was rolled back; raise MIGRATE_STATEMENT_TIMEOUT or fix it"

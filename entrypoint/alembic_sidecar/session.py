@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from types import ModuleType
 from typing import Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import locking, waiting
+from .databases.base import Driver
 from .endpoint import Endpoint
 from .errors import AccessDenied, ConfigurationError, LockTimeout, SidecarError, Signalled, TransientFault
-from .failures import TRANSIENT, Fault, causes, describe
+from .failures import TRANSIENT, Fault, describe
 from .logs import get_logger
 from .settings import Settings
 
@@ -38,7 +38,7 @@ FAULT_TEXT = {
 class Session:
     """One connection for the whole run, and the migration lock on it."""
 
-    def __init__(self, settings: Settings, endpoint: Endpoint, database: ModuleType, *, wait_timeout: float,
+    def __init__(self, settings: Settings, endpoint: Endpoint, database: Driver, *, wait_timeout: float,
                  lock_timeout: float) -> None:
         self.settings, self.endpoint, self.database = settings, endpoint, database
         self.wait_timeout, self.lock_timeout = wait_timeout, lock_timeout
@@ -89,10 +89,10 @@ class Session:
         self.engine, deadline = waiting.create_engine(self.endpoint, self.database, prepare)
         self.connection = await waiting.connect(self.engine, deadline, self.endpoint, self.database,
                                                 self.wait_timeout)
-        if self.database.BACKEND_ID_QUERY is not None:
+        if self.database.backend_id_query is not None:
             try:
                 self.backend_id = (await self.bounded(self.connection.execute(
-                    text(self.database.BACKEND_ID_QUERY)))).scalar()
+                    text(self.database.backend_id_query)))).scalar()
                 await self.connection.commit()
             except _PASS_THROUGH:
                 raise
@@ -129,7 +129,7 @@ class Session:
                 raise
             except Exception as exc:
                 await self.rollback_quietly()
-                if attempt == 1 and _stale_statement(exc):
+                if attempt == 1 and self.database.stale_statement(exc):
                     continue  # a revision altered the table: the driver's cached statement is stale
                 fault = self.database.classify(exc)
                 if fault is Fault.ACCESS:
@@ -204,12 +204,9 @@ class Session:
             # Not get_raw_connection(): on an invalidated connection that would log in again, to a dead server.
             dbapi_connection = getattr(connection.sync_connection, "_dbapi_connection", None)
             raw = getattr(dbapi_connection, "driver_connection", None)
-            terminate = getattr(raw, "terminate", None) or getattr(raw, "close", None)
-            if terminate is not None:
-                result = terminate()
-                if asyncio.iscoroutine(result):
-                    async with asyncio.timeout(1):
-                        await result
+            if raw is not None:
+                async with asyncio.timeout(1):
+                    await self.database.abort(raw)
         except Exception:
             pass
         self.locked = False  # the lock went with the session (or with the file descriptor at exit)
@@ -226,7 +223,7 @@ class Session:
                 killer = await self.database.connect(self.endpoint, 2.0)
                 try:
                     for statement in statements:
-                        await _execute_raw(killer, statement)
+                        await self.database.execute_raw(killer, statement)
                 finally:
                     await self.database.close(killer)
         except Exception as exc:  # the socket closing on exit still ends the session, only later
@@ -253,17 +250,3 @@ class Session:
                     await self.engine.dispose()
         except Exception:
             await self.abandon()  # the process is about to exit; the server ends the session
-
-
-async def _execute_raw(connection: Any, statement: tuple[str, dict[str, int]]) -> None:
-    sql, params = statement
-    if hasattr(connection, "fetchval"):  # asyncpg
-        await connection.fetchval(sql.replace(":id", "$1"), *params.values())
-    else:
-        async with connection.cursor() as cursor:
-            await cursor.execute(sql)
-
-
-def _stale_statement(exc: BaseException) -> bool:
-    return any(type(cause).__name__ in ("InvalidCachedStatementError", "InvalidCachePlanError")
-               for cause in causes(exc))

@@ -10,10 +10,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .databases import backends
 from .errors import ConfigurationError
 
 COMMANDS = ("upgrade", "check", "drift", "current", "heads", "history", "wait", "sql", "downgrade")
-DRIVERS = ("postgresql", "mysql", "mariadb", "sqlite")
+DRIVERS = backends()
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 

@@ -328,34 +328,20 @@ def _undone(before: tuple[str, ...], progress: list[dict[str, Any]], actual: tup
 def _read_versions(fields: dict[str, Any], table: str, schema: str | None,
                    timeout: float = PROOF_TIMEOUT) -> tuple[str, ...]:
     """A fresh login and read, so no state the migration left (a stale cached statement) can answer for it."""
-    from . import databases
+    from .databases.base import NothingOutside
     from .endpoint import Endpoint
 
     endpoint = Endpoint(**fields)
-    database = databases.module_for(endpoint.backend)
-
-    async def read() -> tuple[str, ...]:
-        async with asyncio.timeout(timeout):
-            if endpoint.backend == "sqlite":
-                if endpoint.database == ":memory:":
-                    raise _InMemory()
-                return database.read_versions_now(endpoint.database, table, timeout, schema)
-            connection = await database.connect(endpoint, timeout)
-            try:
-                return await database.read_versions(connection, table, schema)
-            finally:
-                await database.close(connection)
-
     try:
-        return asyncio.run(read())
-    except _InMemory:
-        raise
+        return asyncio.run(endpoint.driver.read_versions_now(endpoint, table, schema, timeout))
+    except NothingOutside:
+        raise _InMemory() from None
     except Exception as exc:
         raise _Unreadable(describe(exc) if not isinstance(exc, TimeoutError) else "no answer in time") from None
 
 
 class _InMemory(Exception):
-    """An in-memory SQLite database dies with the child: nothing outside it can read what it did."""
+    """An in-memory database dies with the child: nothing outside it can read what it did."""
 
 
 class _Unreadable(Exception):
@@ -486,7 +472,7 @@ async def run_with_signals(runner: Any) -> Any:
 
 def _interrupted_message(runner: Any, name: str) -> str:
     state = runner.failure_state() or "no revision was recorded"
-    if runner.endpoint is not None and not runner.database.TRANSACTIONAL_DDL and runner.recorded is not None:
+    if runner.endpoint is not None and not runner.database.transactional_ddl and runner.recorded is not None:
         return (f"interrupted by {name}; the session was ended and the lock released; {state} (DDL of the "
                 "interrupted revision may have been committed implicitly)")
     return f"interrupted by {name}; the current transaction was rolled back and the lock released; {state}"

@@ -18,8 +18,7 @@ from .errors import AccessDenied, ConfigurationError, SidecarError
 from .failures import causes, tls_failure
 
 if TYPE_CHECKING:
-    from types import ModuleType
-
+    from .databases.base import Driver
     from .endpoint import Endpoint
 
 T = TypeVar("T")
@@ -176,7 +175,7 @@ async def login(endpoint: Endpoint, tls: ssl.SSLContext | None, attempt: Callabl
         raise
 
 
-def hand_to_users_engines(endpoint: Endpoint, database: ModuleType) -> None:
+def hand_to_users_engines(endpoint: Endpoint, database: Driver) -> None:
     """A user's env.py builds its own engine: its logins to our server get our TLS, whatever its URL says.
 
     Its URL may carry libpq's TLS parameters, which asyncpg does not take as arguments, or SQLAlchemy's MySQL ones,

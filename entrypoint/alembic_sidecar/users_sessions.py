@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .databases.base import Driver
 
 
 class UsersSessions:
@@ -14,7 +16,7 @@ class UsersSessions:
     ``async_engine_from_config``); the sidecar's own session is connected before this is entered.
     """
 
-    def __init__(self, database: ModuleType, statements: list[str]) -> None:
+    def __init__(self, database: Driver, statements: list[str]) -> None:
         self.database = database
         self.statements = statements
         self.backend_ids: list[int] = []
@@ -34,7 +36,7 @@ class UsersSessions:
         event.remove(Pool, "connect", self._on_connect)
 
     def _on_connect(self, dbapi_connection: Any, connection_record: Any) -> None:
-        query = self.database.BACKEND_ID_QUERY
+        query = self.database.backend_id_query
         if not self.statements and query is None:
             return
         cursor = dbapi_connection.cursor()

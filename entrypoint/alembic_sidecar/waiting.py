@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from types import ModuleType
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -12,6 +11,7 @@ from sqlalchemy.pool import NullPool
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from . import failures
+from .databases.base import Driver
 from .endpoint import Endpoint
 from .errors import AccessDenied, ConfigurationError, DatabaseUnreachable, SidecarError
 from .failures import Fault
@@ -35,9 +35,9 @@ class _Deadline:
         return max(0.5, min(ATTEMPT_TIMEOUT, self.at - time.monotonic()))
 
 
-def create_engine(endpoint: Endpoint, database: ModuleType,
+def create_engine(endpoint: Endpoint, database: Driver,
                   prepare: Callable[[Any], Awaitable[None]]) -> tuple[AsyncEngine, _Deadline]:
-    """A NullPool engine whose connections come from the database module's own ``connect``, then ``prepare``.
+    """A NullPool engine whose connections come from the driver's own ``connect``, then ``prepare``.
 
     ``prepare`` runs on the bare connection before SQLAlchemy's dialect sets it up, so that a pooler is detected
     before the dialect's first prepared statement can fail through it.
@@ -58,13 +58,13 @@ def create_engine(endpoint: Endpoint, database: ModuleType,
     return engine, deadline
 
 
-def _retryable(database: ModuleType) -> object:
+def _retryable(database: Driver) -> object:
     def check(exc: BaseException) -> bool:
         return not isinstance(exc, SidecarError) and database.classify(exc) is Fault.UNAVAILABLE
     return check
 
 
-async def connect(engine: AsyncEngine, deadline: _Deadline, endpoint: Endpoint, database: ModuleType,
+async def connect(engine: AsyncEngine, deadline: _Deadline, endpoint: Endpoint, database: Driver,
                   timeout: float) -> AsyncConnection:
     """Log in, retrying transient failures for up to ``timeout`` seconds; return the open connection."""
     log = get_logger()
@@ -104,7 +104,7 @@ async def connect(engine: AsyncEngine, deadline: _Deadline, endpoint: Endpoint, 
     return connection
 
 
-def classify_login_failure(exc: BaseException, endpoint: Endpoint, database: ModuleType,
+def classify_login_failure(exc: BaseException, endpoint: Endpoint, database: Driver,
                            timeout: float) -> SidecarError:
     reason = failures.describe(exc)
     fault = database.classify(exc)
@@ -114,8 +114,8 @@ def classify_login_failure(exc: BaseException, endpoint: Endpoint, database: Mod
     if fault is Fault.UNAVAILABLE:
         return DatabaseUnreachable(f"{endpoint.masked} did not accept a login within {timeout:g} s ({reason})",
                                    hint="check host, port and network, or raise MIGRATE_WAIT_TIMEOUT")
-    if endpoint.backend == "sqlite":
-        return ConfigurationError(f"cannot open the SQLite database {endpoint.database!r} ({reason})",
+    if not endpoint.is_server:
+        return ConfigurationError(f"cannot open the {database.title} database {endpoint.database!r} ({reason})",
                                   hint="make sure its directory exists and is writable")
     return ConfigurationError(f"cannot connect to {endpoint.masked}: {reason}",
                               hint="check the URL's options and the server's TLS settings")

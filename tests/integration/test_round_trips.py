@@ -29,7 +29,7 @@ async def _run(url: str, work) -> tuple[object, list[str]]:
 
     asyncpg.connection.Connection.prepare = counting_prepare
     endpoint = parse_url(url, "test")
-    database = databases.module_for(endpoint.backend)
+    database = databases.driver_for(endpoint.backend)
 
     async def nothing(raw) -> None:
         return None

@@ -180,7 +180,7 @@ def test_a_password_cut_short_by_a_slash_is_not_shown_as_a_port(scheme, source):
 @pytest.mark.parametrize("port, expected", [("1", 1), ("65535", 65535), ("05432", 5432), ("", None)])
 def test_ports_from_1_to_65535_are_taken_in_every_form(scheme, source, port, expected):
     found = resolve(f"{scheme}://u:p@h:{port}/db" if port else f"{scheme}://u:p@h/db", source)
-    assert found.port == (expected or endpoints.DEFAULT_PORTS[found.backend])
+    assert found.port == (expected or found.driver.default_port)
 
 
 @pytest.mark.parametrize("source", SOURCES)

@@ -1,32 +1,17 @@
-"""One module per database: each owns what differs (connecting, session settings, the lock, faults).
+"""One module per database, each behind the typed contract of :class:`base.Driver`, and the registry of them.
 
-Every module offers the same names, so the runner never asks which database it talks to:
-
-- ``connect(endpoint, timeout)``: a bare driver connection, with the client-side liveness bounds set on its socket;
-  the fast path, the final proof and SQLAlchemy's engine (as ``async_creator``) all connect through it.
-- ``read_versions(connection, table)``: the version table's rows on a bare connection (fast path, proof).
-- ``configure_engine(engine)``: what the database needs of SQLAlchemy's engine (SQLite: transactional DDL;
-  PostgreSQL: one round trip for statements without rows).
-- ``prepare_session(raw, settings, endpoint)``: per-session settings, pooler detection (PostgreSQL).
-- ``migration_settings(settings, is_mariadb, bundled)``: statements that bound the migration, run once the lock
-  is held so they do not cut the lock wait short.
-- ``lock(connection, settings, endpoint)``: the migration lock, an object with ``try_acquire``, ``release``,
-  ``description``.
-- ``kill_statement(backend_id)``: how another session ends ours on the server (None: cannot).
-- ``BACKEND_ID_QUERY``: the statement that gives a session's id for ``kill_statement`` (None: no server).
-- ``users_session_settings(settings, endpoint, is_mariadb)``: what each session a user's env.py opens gets
-  (ALEMBIC_CONFIG): the timeouts and bounds our own session has.
-- ``make_durable(connection)``: a final synchronous commit where commits were made asynchronous.
-- ``classify(exc)``: the :class:`~alembic_sidecar.failures.Fault` an exception reports, or None.
-- ``TRANSACTIONAL_DDL``: whether a failed revision's DDL really rolls back.
+The registry below is the only list of backends: a URL scheme (or DB_DRIVER value) names a backend, and the backend's
+module is imported when it is first needed, so a run imports only the one it uses.
 """
 
 from __future__ import annotations
 
 import importlib
 import socket
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .base import Driver
 
 # Client-side liveness of every database socket: a path that stops carrying packets (a partition, a dead NAT entry)
 # is noticed by the kernel within about 30 s, whatever the run is waiting for.
@@ -35,12 +20,46 @@ KEEPALIVE_INTERVAL = 5
 KEEPALIVE_COUNT = 3
 USER_TIMEOUT_MS = 30_000
 
-_MODULES = {"postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql", "sqlite": "sqlite"}
+# URL scheme or DB_DRIVER value -> (the backend it names, the module that drives it). The first scheme of each
+# backend is its own name; the others are aliases.
+_REGISTRY = {"postgresql": ("postgresql", "postgresql"), "postgres": ("postgresql", "postgresql"),
+             "mysql": ("mysql", "mysql"), "mariadb": ("mariadb", "mysql"), "sqlite": ("sqlite", "sqlite")}
+# Top-level packages whose exceptions carry a server's own message -> the backend module that reads them.
+_ERROR_MODULES = {"asyncpg": "postgresql", "pymysql": "mysql", "sqlite3": "sqlite", "aiosqlite": "sqlite"}
+_drivers: dict[str, Driver] = {}
 
 
-def module_for(backend: str) -> ModuleType:
-    """The module of ``backend`` (postgresql, mysql, mariadb or sqlite), imported on first use."""
-    return importlib.import_module(f"{__name__}.{_MODULES[backend]}")
+def backends() -> tuple[str, ...]:
+    """The backends' own names (DB_DRIVER's choices), in the registry's order."""
+    return tuple(dict.fromkeys(backend for backend, _ in _REGISTRY.values()))
+
+
+def backend_for(scheme: str) -> str | None:
+    """The backend a URL scheme (before any "+driver") names, or None when it is none of ours."""
+    found = _REGISTRY.get(scheme)
+    return found[0] if found else None
+
+
+def driver_for(backend: str) -> Driver:
+    """The driver of ``backend`` (a name from :func:`backends`), its module imported on first use."""
+    driver = _drivers.get(backend)
+    if driver is None:
+        driver = _drivers[backend] = importlib.import_module(f"{__name__}.{_REGISTRY[backend][1]}").DRIVER
+    return driver
+
+
+def url_forms() -> str:
+    """Every backend's URL form and the async driver the image ships for it, for a hint."""
+    drivers = [driver_for(backend) for backend in backends()]
+    forms = [f"{backend}://" + ("" if driver.is_server else "/") for backend, driver in zip(backends(), drivers)]
+    libraries = ", ".join(dict.fromkeys(driver.async_driver for driver in drivers))
+    return f"{', '.join(forms[:-1])} or {forms[-1]} ({libraries})"
+
+
+def driver_of_error(cause: BaseException) -> Driver | None:
+    """The driver whose library raised ``cause``, or None for anything else (SQLAlchemy's wrappers, OS errors)."""
+    module = _ERROR_MODULES.get(type(cause).__module__.split(".")[0])
+    return importlib.import_module(f"{__name__}.{module}").DRIVER if module else None
 
 
 def bound_socket(sock: Any) -> None:

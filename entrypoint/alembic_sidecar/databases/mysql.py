@@ -12,9 +12,11 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 from .. import tls
-from ..errors import AccessDenied
-from ..failures import Fault, connection_broken, mysql_errno, tls_fault
+from ..endpoint import CHECK_HOSTNAME_PARAMETER
+from ..errors import AccessDenied, ConfigurationError
+from ..failures import Fault, causes, connection_broken, tls_fault
 from . import bound_socket, quote_identifier
+from .base import Driver
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -39,7 +41,7 @@ def _give_the_driver_a_login_name() -> None:
 
 _give_the_driver_a_login_name()
 
-TRANSACTIONAL_DDL = False
+NO_SUCH_TABLE = 1146
 # Seconds the server keeps a silent session (and its lock) before it ends it.
 WAIT_TIMEOUT = 60
 
@@ -53,6 +55,13 @@ _FAULTS = {
     1213: Fault.DEADLOCK,
     **dict.fromkeys((1969, 3024), Fault.STATEMENT_TIMEOUT),
 }
+
+
+def mysql_errno(exc: BaseException) -> int | None:
+    for cause in causes(exc):
+        if type(cause).__module__.startswith("pymysql") and cause.args and isinstance(cause.args[0], int):
+            return cause.args[0]
+    return None
 
 
 def classify(exc: BaseException) -> Fault | None:
@@ -114,7 +123,12 @@ async def connect(endpoint: Endpoint, timeout: float) -> Any:
 async def read_versions(connection: Any, table: str, schema: str | None = None) -> tuple[str, ...]:
     name = (quote_identifier(schema, "`") + "." if schema else "") + quote_identifier(table, "`")
     async with connection.cursor() as cursor:
-        await cursor.execute(f"SELECT version_num FROM {name}")
+        try:
+            await cursor.execute(f"SELECT version_num FROM {name}")
+        except Exception as exc:
+            if mysql_errno(exc) == NO_SUCH_TABLE:
+                return ()  # no revision applied yet, as on the other databases
+            raise
         return tuple(sorted(row[0] for row in await cursor.fetchall()))
 
 
@@ -169,23 +183,70 @@ def lock(connection: AsyncConnection, settings: Settings, endpoint: Endpoint, to
     return Lock(connection, lock_name(settings.lock_name, endpoint.database))
 
 
-def configure_engine(engine: Any) -> None:
-    return None
-
-
 def kill_statement(backend_id: int) -> tuple[str, dict[str, int]]:
     return f"KILL {int(backend_id)}", {}
-
-
-async def make_durable(connection: AsyncConnection) -> None:
-    return None
-
-
-# How a session names itself, so that another session can end it (kill_statement).
-BACKEND_ID_QUERY = "SELECT CONNECTION_ID()"
 
 
 def users_session_settings(settings: Settings, endpoint: Endpoint, *, is_mariadb: bool) -> list[str]:
     """What a user's env.py session gets on connect: the idle bound and the timeouts our own session has."""
     return [f"SET SESSION wait_timeout = {WAIT_TIMEOUT}",
             *migration_settings(settings, is_mariadb=is_mariadb, bundled=False)]
+
+
+def settle_tls(endpoint: Endpoint) -> Endpoint:
+    """MySQL clients (PyMySQL, SQLAlchemy's dialects) verify the server as soon as a CA is given."""
+    from dataclasses import replace
+
+    mode, check_hostname = endpoint.sslmode, endpoint.ssl_check_hostname
+    if mode is None and endpoint.sslrootcert is not None:
+        mode = "verify-ca" if check_hostname is False else "verify-full"
+    elif mode is None and endpoint.sslcert is not None:
+        mode = "require"
+    if check_hostname is not None:
+        wanted = "verify-full" if check_hostname else "verify-ca"
+        if mode != wanted:
+            raise ConfigurationError(f"{CHECK_HOSTNAME_PARAMETER}={str(check_hostname).lower()} contradicts "
+                                     f"sslmode={mode or 'unset'} ({endpoint.source_of('sslmode')})",
+                                     hint=f"{CHECK_HOSTNAME_PARAMETER} applies to a verified server: give ssl_ca "
+                                          f"and drop sslmode, or set sslmode={wanted}")
+    return replace(endpoint, sslmode=mode) if mode != endpoint.sslmode else endpoint
+
+
+class MySQL(Driver):
+    """MySQL and MariaDB: one driver under two names; which server it is stays a fact of SQLAlchemy's dialect."""
+
+    names = ("mysql", "mariadb")
+    title = "MySQL/MariaDB"
+    default_port = 3306
+    async_driver = "aiomysql"
+    # SQLAlchemy's MySQL dialects' names.
+    tls_parameters = {"ssl_ca": "sslrootcert", "ssl_cert": "sslcert", "ssl_key": "sslkey"}
+    own_parameters = (CHECK_HOSTNAME_PARAMETER,)
+    transactional_ddl = False
+    ddl_rollback_note = "MySQL/MariaDB commit DDL implicitly"
+    # How a session names itself, so that another session can end it (kill_statement).
+    backend_id_query = "SELECT CONNECTION_ID()"
+
+    tls_arguments = staticmethod(tls_arguments)
+    settle_tls = staticmethod(settle_tls)
+    connect = staticmethod(connect)
+    close = staticmethod(close)
+    read_versions = staticmethod(read_versions)
+    prepare_session = staticmethod(prepare_session)
+    migration_settings = staticmethod(migration_settings)
+    users_session_settings = staticmethod(users_session_settings)
+    lock = staticmethod(lock)
+    kill_statement = staticmethod(kill_statement)
+    classify = staticmethod(classify)
+
+    def abort_transport(self, raw: Any) -> None:
+        transport = getattr(getattr(raw, "_writer", None), "transport", None)
+        if transport is not None:
+            transport.abort()
+
+    def message(self, cause: BaseException) -> str:
+        # PyMySQL's exceptions are (errno, message)
+        return str(cause.args[1]) if len(cause.args) >= 2 else str(cause)
+
+
+DRIVER = MySQL()

@@ -16,8 +16,9 @@ from urllib.parse import urlencode
 
 from .. import tls
 from ..errors import ConfigurationError
-from ..failures import Fault, connection_broken, sqlstate, tls_fault
+from ..failures import Fault, causes, connection_broken, sqlstate, tls_fault
 from . import KEEPALIVE_COUNT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, USER_TIMEOUT_MS, bound_socket, quote_identifier
+from .base import Driver
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from ..endpoint import Endpoint
     from ..settings import Settings
 
-TRANSACTIONAL_DDL = True
 APPLICATION_NAME = "alembic-sidecar"
 # A custom setting that marks our server session, so that a pooler switching sessions under us is seen.
 SESSION_MARK = "alembic_sidecar.session"
@@ -306,11 +306,70 @@ async def make_durable(connection: AsyncConnection) -> None:
     await connection.commit()
 
 
-# How a session names itself, so that another session can end it (kill_statement).
-BACKEND_ID_QUERY = "SELECT pg_backend_pid()"
-
-
 def users_session_settings(settings: Settings, endpoint: Endpoint, *, is_mariadb: bool) -> list[str]:
     """What a user's env.py session gets on connect: our liveness bounds, the URL's `options`, the timeouts."""
     options = [f"SELECT set_config({_literal(name)}, {_literal(value)}, false)" for name, value in endpoint.options]
     return [*LIVENESS, *options, *migration_settings(settings, is_mariadb=is_mariadb, bundled=False)]
+
+
+def settle_tls(endpoint: Endpoint) -> Endpoint:
+    """sslrootcert=system implies verify-full, as libpq 16 has it; another mode beside it is refused."""
+    from dataclasses import replace
+
+    mode = endpoint.sslmode
+    if endpoint.sslrootcert == "system":
+        # libpq 16: the system's roots vouch for any name, so only the full check makes sense.
+        if mode not in (None, "verify-full"):
+            raise ConfigurationError(f"sslrootcert=system ({endpoint.source_of('sslrootcert')}) needs "
+                                     f"sslmode=verify-full, got {mode} ({endpoint.source_of('sslmode')})",
+                                     hint="set sslmode=verify-full, or give the CA's file instead of system")
+        mode = "verify-full"
+    return replace(endpoint, sslmode=mode) if mode != endpoint.sslmode else endpoint
+
+
+class PostgreSQL(Driver):
+    names = ("postgresql", "postgres")
+    title = "PostgreSQL"
+    default_port = 5432
+    async_driver = "asyncpg"
+    tls_parameters = {"sslrootcert": "sslrootcert", "sslcert": "sslcert", "sslkey": "sslkey",
+                      "sslpassword": "sslpassword"}  # libpq's names
+    own_parameters = ("options",)  # libpq's server settings, -c name=value
+    reads_libpq_environment = True
+    sslmode_in_url = True
+    transactional_ddl = True
+    # How a session names itself, so that another session can end it (kill_statement).
+    backend_id_query = "SELECT pg_backend_pid()"
+
+    tls_arguments = staticmethod(tls_arguments)
+    settle_tls = staticmethod(settle_tls)
+    connect = staticmethod(connect)
+    close = staticmethod(close)
+    read_versions = staticmethod(read_versions)
+    configure_engine = staticmethod(configure_engine)
+    prepare_session = staticmethod(prepare_session)
+    migration_settings = staticmethod(migration_settings)
+    users_session_settings = staticmethod(users_session_settings)
+    make_durable = staticmethod(make_durable)
+    lock = staticmethod(lock)
+    kill_statement = staticmethod(kill_statement)
+    classify = staticmethod(classify)
+
+    async def abort(self, raw: Any) -> None:
+        raw.terminate()
+
+    def abort_transport(self, raw: Any) -> None:
+        transport = getattr(raw, "_transport", None)
+        if transport is not None:
+            transport.abort()
+
+    async def execute_raw(self, connection: Any, statement: tuple[str, dict[str, int]]) -> None:
+        sql, params = statement
+        await connection.fetchval(sql.replace(":id", "$1"), *params.values())
+
+    def stale_statement(self, exc: BaseException) -> bool:
+        return any(type(cause).__name__ in ("InvalidCachedStatementError", "InvalidCachePlanError")
+                   for cause in causes(exc))
+
+
+DRIVER = PostgreSQL()

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..failures import Fault, causes
 from . import quote_identifier
+from .base import Driver, NothingOutside
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from ..endpoint import Endpoint
     from ..settings import Settings
 
-TRANSACTIONAL_DDL = True
 _BUSY, _LOCKED, _READONLY = 5, 6, 8
 
 
@@ -62,14 +62,6 @@ async def read_versions(connection: Any, table: str, schema: str | None = None) 
             return ()
     async with connection.execute(f"SELECT version_num FROM {quote_identifier(table)}") as cursor:
         return tuple(sorted(row[0] for row in await cursor.fetchall()))
-
-
-async def close(connection: Any) -> None:
-    await connection.close()
-
-
-async def prepare_session(raw: Any, settings: Settings, endpoint: Endpoint | None) -> str:
-    return ""
 
 
 def migration_settings(settings: Settings, *, is_mariadb: bool, bundled: bool) -> list[str]:
@@ -117,22 +109,6 @@ def lock(connection: AsyncConnection, settings: Settings, endpoint: Endpoint, to
     return FileLock(endpoint.database)
 
 
-def kill_statement(backend_id: int) -> None:
-    return None
-
-
-# A file, not a server: the user's sessions end with this process, there is nothing to end them from outside.
-BACKEND_ID_QUERY = None
-
-
-def users_session_settings(settings: Settings, endpoint: Endpoint, *, is_mariadb: bool) -> list[str]:
-    return migration_settings(settings, is_mariadb=is_mariadb, bundled=False)
-
-
-async def make_durable(connection: AsyncConnection) -> None:
-    return None
-
-
 def configure_engine(engine: Any) -> None:
     """Python's sqlite3 commits before DDL on its own; emit BEGIN ourselves so a failed revision rolls back."""
     from sqlalchemy import event
@@ -146,3 +122,30 @@ def configure_engine(engine: Any) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
+class SQLite(Driver):
+    """A file, not a server: a user's sessions end with this process, there is nothing to end them from outside."""
+
+    names = ("sqlite",)
+    title = "SQLite"
+    is_server = False
+    async_driver = "aiosqlite"
+    transactional_ddl = True  # once configure_engine emits BEGIN itself
+
+    connect = staticmethod(connect)
+    read_versions = staticmethod(read_versions)
+    configure_engine = staticmethod(configure_engine)
+    migration_settings = staticmethod(migration_settings)
+    lock = staticmethod(lock)
+    classify = staticmethod(classify)
+
+    def alembic_options(self) -> dict[str, Any]:
+        return {"transactional_ddl": True}  # the engine emits BEGIN itself (configure_engine)
+
+    async def read_versions_now(self, endpoint: Endpoint, table: str, schema: str | None,
+                                timeout: float) -> tuple[str, ...]:
+        if not endpoint.database or endpoint.database == ":memory:":
+            raise NothingOutside()
+        return read_versions_now(endpoint.database, table, timeout, schema)
+
+
+DRIVER = SQLite()
