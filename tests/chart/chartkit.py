@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import helm_python as helm
+from helm_python import _native
 import kubernetes_validate
 import yaml
 from kubernetes_validate.utils import all_versions
@@ -63,13 +64,22 @@ def ci_values(path: Path) -> dict[str, Any]:
 
 
 def render(chart: str | Path | helm.Chart, values: dict[str, Any] | None = None, *,
-           revision: int = 1) -> list[dict[str, Any]]:
-    """Every object the chart renders for ``values`` (NOTES.txt and empty documents left out)."""
+           revision: int = 1, kube_version: str | None = None) -> list[dict[str, Any]]:
+    """Every object the chart renders for ``values`` (NOTES.txt and empty documents left out).
+
+    ``kube_version`` is what ``.Capabilities.KubeVersion`` reports, as ``helm template --kube-version`` sets it: a
+    minor ("1.32" means v1.32.0) or a whole version ("v1.33.2-eks-4b2f"); None leaves Helm's default.
+    """
     owned = not isinstance(chart, helm.Chart)
     loaded = helm.Chart.load(chart) if owned else chart
+    options: dict[str, Any] = {"name": RELEASE, "namespace": NAMESPACE, "revision": revision,
+                               "is_install": revision == 1, "is_upgrade": revision > 1}
+    if kube_version is not None:
+        options["kube_version"] = kube_version if kube_version.startswith("v") else f"v{kube_version}.0"
     try:
-        manifests = loaded.render(values or {}, name=RELEASE, namespace=NAMESPACE, revision=revision,
-                                  is_install=revision == 1, is_upgrade=revision > 1)
+        # Chart.render (helm-python-sdk 0.2.2) does not pass kube_version on, though the library's render takes it.
+        manifests = json.loads(_native.call_string("helm_render", loaded._raw(), json.dumps(values or {}),
+                                                   json.dumps(options)))
     finally:
         if owned:
             loaded.close()

@@ -1,5 +1,6 @@
 {{/* The pod volumes the containers mount, all named alembic-sidecar-* so they sit beside an app's own. */}}
 {{- define "alembic-sidecar.volumes" -}}
+{{- include "alembic-sidecar.checkCapabilities" . }}
 - name: alembic-sidecar-secret
   secret:
     secretName: {{ include "alembic-sidecar.secretName" . }}
