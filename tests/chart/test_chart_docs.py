@@ -35,7 +35,7 @@ def test_readme_values_table_matches_the_schema():
 
 def test_every_value_is_in_the_readme_table():
     keys = {row[0] for row in values_rows(SCHEMA)}
-    assert {"database.existingSecret", "migration.lockTimeout", "job.useHelmHooks", "revisions.source",
+    assert {"database.existingSecret", "migration.lockTimeout", "job.mode", "job.argocd.hook", "revisions.source",
             "image.registry", "global.imageRegistry"} <= keys
     for key in keys:
         assert f"| `{key}` |" in README
@@ -74,6 +74,10 @@ def test_readme_explains_every_exit_code():
     assert documented == {code for code, _, _ in EXIT_CODES}
 
 
-def test_readme_explains_why_hooks_are_off():
-    section = README.split("## Helm hooks, and why they are off", 1)[1]
-    assert "apache/airflow#11979" in section and "Argo CD" in section and "--wait" in section
+def test_readme_explains_each_job_mode_and_its_tool():
+    section = README.split("## Helm, Argo CD, Flux (`job.mode`)", 1)[1].split("\n## ", 1)[0]
+    modes = SCHEMA["properties"]["job"]["properties"]["mode"]["enum"]
+    assert all(f"| `{mode}`" in section for mode in modes)
+    for cited in ("apache/airflow#11979", "formbricks/hub#27", "alphagov/govuk-helm-charts#510", "helm#9864",
+                  "argo-cd#15968", "--wait", "**Argo CD**", "**Flux**", "**Plain Helm.**", "**The hashed name.**"):
+        assert cited in section, cited

@@ -28,6 +28,8 @@ EXPECTED_KINDS = {
     "defaults": ["Job"],
     "image-volume-values": ["Job"],
     "init-container-copy-values": [],
+    "job-argocd-literal-url-values": ["Job", "Secret", "ServiceAccount"],
+    "job-argocd-presync-values": ["Job", "ServiceAccount"],
     "job-host-hooks-values": ["Job", "ServiceAccount"],
     "job-literal-url-values": ["Job", "Secret"],
     "job-tls-values": ["Job"],
@@ -203,6 +205,13 @@ BAD_VALUES = {
         "at '/database/tls/clientCertificate/existingSecret': maxLength"),
     "a CA key that is no Secret key": ({"database": {"tls": {"ca": {"existingSecret": "db-ca", "key": "ca/crt"}}}},
                                        "at '/database/tls/ca/key'"),
+    "the hook switch that job.mode replaced": ({"job": {"useHelmHooks": True}},
+                                                "at '/job': additional properties 'useHelmHooks' not allowed"),
+    "unknown job mode": ({"job": {"mode": "flux"}}, "at '/job/mode'"),
+    "an Argo CD hook after the rollout": ({"job": {"mode": "argocd", "argocd": {"hook": "PostSync"}}},
+                                          "at '/job/argocd/hook'"),
+    "a Helm delete policy given to Argo CD": ({"job": {"argocd": {"hookDeletePolicy": "hook-succeeded"}}},
+                                              "at '/job/argocd/hookDeletePolicy'"),
     "unknown TLS key": ({"database": {"tls": {"clientCertificate": {"secretName": "db-client"}}}},
                         "at '/database/tls/clientCertificate': additional properties 'secretName' not allowed"),
 }
@@ -336,38 +345,6 @@ def test_every_environment_variable_is_one_the_entrypoint_reads(rendered):
         for container in spec.get("initContainers", []) + spec["containers"]:
             for env in container.get("env", []):
                 assert env["name"] in known | user_given, f"{name}: {env['name']}"
-
-
-@pytest.mark.parametrize("name", VALUE_SETS)
-def test_hook_annotations_only_when_enabled(chart, name):
-    values = with_job(VALUE_SETS[name])
-    objects = render(chart, values)
-    hooked = {o["kind"] for o in objects if "helm.sh/hook" in o["metadata"].get("annotations", {})}
-    if values["job"].get("useHelmHooks"):
-        job = only(objects, "Job")["metadata"]["annotations"]
-        assert job["helm.sh/hook"] == "pre-install,pre-upgrade"
-        assert job["helm.sh/hook-weight"] == str(values["job"].get("hookWeight", 0))
-        assert job["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
-        # A hook Job runs before ordinary objects exist, so a chart-made Secret must be an earlier hook.
-        assert hooked == {"Job"} | ({"Secret"} if "Secret" in kinds(objects) else set())
-        if "Secret" in hooked:
-            secret = only(objects, "Secret")["metadata"]["annotations"]
-            assert int(secret["helm.sh/hook-weight"]) < int(job["helm.sh/hook-weight"])
-    else:
-        assert hooked == set()
-
-
-def test_a_plain_job_is_renamed_on_every_upgrade_and_a_hook_job_keeps_its_name(chart):
-    # A Job's pod template is immutable: patching it on `helm upgrade` would fail.
-    names = [only(render(chart, revision=r), "Job")["metadata"]["name"] for r in (1, 2)]
-    assert names == ["shop-alembic-sidecar-1", "shop-alembic-sidecar-2"]
-    hooked = {"job": {"useHelmHooks": True}}
-    names = [only(render(chart, hooked, revision=r), "Job")["metadata"]["name"] for r in (1, 2)]
-    assert names == ["shop-alembic-sidecar", "shop-alembic-sidecar"]
-
-
-def test_hooks_are_off_by_default(chart):
-    assert chart.values["job"]["useHelmHooks"] is False
 
 
 @pytest.mark.parametrize("name", VALUE_SETS)

@@ -62,15 +62,19 @@ common.images.image, global.imageRegistry (set once by a parent chart, e.g. for 
 {{- end }}
 
 {{/*
-The Job's name. A Job's pod template is immutable, so a plain Job carries the release revision: every install and
-upgrade creates a new Job (Helm deletes the previous one) instead of failing to patch it. A hook Job keeps one name;
-its before-hook-creation delete policy replaces it.
+The Job's name. A Job's pod template is immutable, so a Job that is no hook carries the first 8 hex digits of its
+spec's sha256: a release that changes what it runs creates a new Job (Helm deletes the previous one as no longer
+rendered, Argo CD prunes it) instead of failing on the immutable field, and one that does not (a re-sync, an upgrade
+of something else, Argo CD's every render as revision 1) finds the Job complete and runs nothing. A hook keeps one
+name: its delete policy replaces it on every run.
 */}}
 {{- define "alembic-sidecar.jobName" -}}
-{{- if .Values.job.useHelmHooks }}
-{{- include "alembic-sidecar.fullname" . }}
+{{- $fullname := include "alembic-sidecar.fullname" . }}
+{{- if include "alembic-sidecar.jobIsHook" . }}
+{{- $fullname }}
 {{- else }}
-{{- printf "%s-%d" (include "alembic-sidecar.fullname" . | trunc 52 | trimSuffix "-") (int .Release.Revision) }}
+{{- $spec := include "alembic-sidecar.jobSpec" . }}
+{{- printf "%s-%s" ($fullname | trunc 54 | trimSuffix "-") (sha256sum $spec | trunc 8) }}
 {{- end }}
 {{- end }}
 
