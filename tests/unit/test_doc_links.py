@@ -16,18 +16,23 @@ WRITTEN_ELSEWHERE = {"docs/performance.md"}
 
 LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 FENCE = re.compile(r"^\s*(```|~~~)")
+CODE_SPAN = re.compile(r"(`+)(?!`)(?:(?!\n\n).)*?(?<!`)\1(?!`)", re.S)  # within a paragraph
 
 
-def prose_lines(text: str) -> list[str]:
-    """The lines outside fenced code blocks, with inline code spans blanked (a link or # there is no link or heading)."""
+def outside_fences(text: str) -> str:
+    """The text without its fenced code blocks (a "# comment" there is no heading)."""
     lines, fenced = [], False
     for line in text.splitlines():
         if FENCE.match(line):
             fenced = not fenced
-            continue
-        if not fenced:
-            lines.append(re.sub(r"(`+)(?!`).*?(?<!`)\1(?!`)", lambda m: "`" * len(m[0]), line))
-    return lines
+        elif not fenced:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def prose(text: str) -> str:
+    """The text outside fenced code blocks, with code spans blanked (a link in code is no link)."""
+    return CODE_SPAN.sub(lambda m: re.sub(r"[^\n]", "`", m[0]), outside_fences(text))
 
 
 def slug(heading: str) -> str:
@@ -41,15 +46,8 @@ def anchors(path: Path) -> set[str]:
     """Every heading anchor of a Markdown file; a repeated slug gets -1, -2, ... as on GitHub."""
     seen: dict[str, int] = {}
     result = set()
-    text = path.read_text()
-    lines, fenced = [], False
-    for line in text.splitlines():
-        if FENCE.match(line):
-            fenced = not fenced
-        elif not fenced:
-            lines.append(line)
-    for line in lines:
-        match = re.match(r"^ {0,3}#{1,6}\s+(.*?)\s*#*\s*$", line)
+    for line in outside_fences(path.read_text()).splitlines():
+        match = re.match(r"^ {0,3}#{1,6}\s+(.*?)(?:\s+#+)?\s*$", line)
         if match:
             base = slug(match[1])
             count = seen.get(base, 0)
@@ -59,7 +57,7 @@ def anchors(path: Path) -> set[str]:
 
 
 def links(path: Path) -> list[str]:
-    return [target for line in prose_lines(path.read_text()) for target in LINK.findall(line)]
+    return LINK.findall(prose(path.read_text()))
 
 
 def broken_links(page: Path) -> list[str]:
@@ -95,7 +93,8 @@ def test_a_missing_heading_or_file_is_reported(tmp_path, monkeypatch):
     monkeypatch.setitem(globals(), "REPO", tmp_path)
     (tmp_path / "a.md").write_text("# A\n\n## Same\n\n## Same\n\n```sh\n# not a heading\n```\n")
     page = tmp_path / "b.md"
-    page.write_text("[ok](a.md#same-1) [gone](a.md#same-2) [code](a.md#not-a-heading) [file](c.md) `[no](x.md)`\n")
+    page.write_text("[ok](a.md#same-1) [gone](a.md#same-2) [code](a.md#not-a-heading) [a\nfile](c.md)\n"
+                    "`[no](x.md)` [`code` in text](a.md#a)\n")
     assert broken_links(page) == ["a.md#same-2: no heading #same-2 in a.md",
                                   "a.md#not-a-heading: no heading #not-a-heading in a.md", "c.md: no c.md"]
 
