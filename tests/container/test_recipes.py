@@ -145,11 +145,11 @@ def dockerfile_instructions(text: str) -> list[str]:
     return [" ".join(line.split()) for line in code.replace("\\\n", " ").splitlines() if line.strip()]
 
 
-def test_readme_recipe_is_the_tested_example_with_hash_locked_requirements_instead_of_a_local_wheel(repo_root):
-    readme = (repo_root / "README.md").read_text()
-    section = readme.split("### Revision files that import your own libraries", 1)[1].split("\n## ", 1)[0]
+def test_documented_recipe_is_the_tested_example_with_hash_locked_requirements_instead_of_a_local_wheel(repo_root):
+    page = (repo_root / "docs" / "your-own-project.md").read_text()
+    section = page.split("\n## Revision files that import your own libraries\n", 1)[1].split("\n## ", 1)[0]
     block = re.search(r"```dockerfile\n(.*?)```", section, re.S)
-    assert block, "no dockerfile block in the README's derived-image recipe"
+    assert block, "no dockerfile block in docs/your-own-project.md's derived-image recipe"
     local = "--no-index --find-links /tmp/wheels sidecar-example-types"
     example = [line.replace(local, "--require-hashes -r /tmp/requirements.txt")
                for line in dockerfile_instructions((RECIPE / "Dockerfile").read_text())]
