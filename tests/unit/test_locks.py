@@ -108,9 +108,10 @@ def test_docker_setup_builds_bases_for_the_oldest_and_the_newest():
     assert re.search(r"^PYTHON_NEWEST=(\S+)$", text, re.M)[1] == minors[-1]
 
 
-def test_readme_table_lists_every_supported_python_with_its_base_tags_and_locks():
+def test_docs_table_lists_every_supported_python_with_its_base_tags_and_locks():
     readme = (REPO / "README.md").read_text()
-    section = readme.split("#### Python versions and image tags", 1)[1].split("\n#", 1)[0]
+    reference = (REPO / "docs" / "reference.md").read_text()
+    section = reference.split("\n## Python versions and image tags\n", 1)[1].split("\n#", 1)[0]
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines()
             if re.match(r"\| 3\.\d+ \|", line)]
     version, minors = pyproject()["project"]["version"], supported_minors()
