@@ -10,10 +10,6 @@ pytestmark = pytest.mark.unit
 REPO = Path(__file__).resolve().parents[2]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
-#: Pages that other branches of issue 15 write; a link to one is checked fully once the page exists.
-#: docs/performance.md: the performance page with its scaling plot (branch bench-scaling). Drop it here when merged.
-WRITTEN_ELSEWHERE = {"docs/performance.md"}
-
 LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 FENCE = re.compile(r"^\s*(```|~~~)")
 CODE_SPAN = re.compile(r"(`+)(?!`)(?:(?!\n\n).)*?(?<!`)\1(?!`)", re.S)  # within a paragraph
@@ -69,8 +65,7 @@ def broken_links(page: Path) -> list[str]:
         destination = (page.parent / path_part).resolve() if path_part else page
         relative = destination.relative_to(REPO).as_posix() if destination.is_relative_to(REPO) else str(destination)
         if not destination.exists():
-            if relative not in WRITTEN_ELSEWHERE:
-                broken.append(f"{target}: no {relative}")
+            broken.append(f"{target}: no {relative}")
             continue
         if anchor and not (destination.suffix == ".md" and anchor in anchors(destination)):
             broken.append(f"{target}: no heading #{anchor} in {relative}")
