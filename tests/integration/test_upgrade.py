@@ -494,7 +494,9 @@ def test_alembic_config_mode_sync_project_with_its_url_only_in_the_ini(request, 
 
 
 def _advisory_locks_held(db) -> int:
-    return db.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+    """Advisory locks granted in this test's own database (other tests and runs on the server hold theirs)."""
+    return db.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                     "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
 
 
 @pytest.mark.parametrize("template", ["alembic_project", "sync_alembic_project"])
