@@ -10,15 +10,11 @@ import sys
 import time
 from collections.abc import Sequence
 
-from . import logs
-from .errors import Interrupted, SidecarError, Signalled
+from . import commands, logs
+from .errors import Interrupted, SidecarError, Signalled, unexpected_exception
 from .redaction import redact, secret_values
 from .settings import Settings, from_environ
 
-# Commands whose stdout is their answer; their logs go to stderr so the answer can be piped.
-ANSWERING_COMMANDS = {"current", "heads", "history", "sql"}
-# Commands that never connect: nothing to supervise, no database to prove.
-OFFLINE_COMMANDS = {"heads", "history", "sql"}
 # Where Kubernetes mounts the file whose text `kubectl describe pod` shows (terminationMessagePath).
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 
@@ -67,15 +63,15 @@ def run(argv: Sequence[str], environ: os._Environ[str] | dict[str, str]) -> int:
     except Exception as exc:  # a bug: say so in one line, never a traceback that could carry a secret
         if isinstance(exc, BrokenPipeError):
             _discard_stdout()
-            if settings is not None and settings.command in ANSWERING_COMMANDS:
+            if settings is not None and commands.get(settings.command).answers_on_stdout:
                 return 0  # the reader had what it wanted (`| head -1`): a normal end, not a failure of the command
-        error = SidecarError(f"unexpected {type(exc).__name__}: {exc}", hint="please report this with the log")
-        return _fail(settings, error, secrets)
+        return _fail(settings, unexpected_exception(exc), secrets)
 
 
 def _run_full(settings: Settings, started: float) -> tuple[list[str], str]:
-    """Offline commands run here; everything that connects runs in a supervised child (see supervisor)."""
-    if settings.command in OFFLINE_COMMANDS:
+    """Offline commands run here: nothing to supervise, no database to prove; everything that connects runs in a
+    supervised child (see supervisor)."""
+    if not commands.get(settings.command).connects:
         from .runner import Runner
 
         result = asyncio.run(Runner(settings).run())
@@ -98,7 +94,8 @@ def _discard_stdout() -> None:
 
 
 def _configure_logging(settings: Settings) -> None:
-    stream = sys.stderr if settings.command in ANSWERING_COMMANDS else sys.stdout
+    # A command whose stdout is its answer logs to stderr, so the answer can be piped.
+    stream = sys.stderr if commands.get(settings.command).answers_on_stdout else sys.stdout
     logs.setup(settings.log_format, settings.log_level, stream=stream)
 
 

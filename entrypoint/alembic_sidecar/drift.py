@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .alembic_env import TARGET_METADATA, Project
-from .errors import AccessDenied, ConfigurationError, PendingRevisions, SchemaDrift, SidecarError, TransientFault
-from .failures import TRANSIENT, Fault, describe as describe_error
+from .errors import ConfigurationError, PendingRevisions, SchemaDrift, SidecarError, unexpected
+from .failures import Fault, describe as describe_error
 from .settings import OPTIONS, Settings
 
 if TYPE_CHECKING:
@@ -94,26 +94,24 @@ def drift_error(found: list[str]) -> SchemaDrift:
 def failure(exc: BaseException, database: Any, project: Project, *, timed_out: bool = False) -> SidecarError:
     """The error for a comparison that could not be made (not a difference found)."""
     from . import revisions
-    from .session import FAULT_TEXT, OWN_STATEMENT_BOUND
+    from .fault_errors import Phase, fault_error
+    from .session import OWN_STATEMENT_BOUND
 
     reason = describe_error(exc)
     fault = Fault.UNAVAILABLE if timed_out else database.classify(exc)
-    if fault is Fault.ACCESS:
-        return AccessDenied(f"the server refused reading the schema: {reason}",
-                            hint="grant the user read access to the tables and the catalog")
-    if fault in TRANSIENT:
-        what = (f"the database did not answer a catalog read within {OWN_STATEMENT_BOUND:g} s" if timed_out
-                else FAULT_TEXT[fault])
-        error = TransientFault(f"{what} while comparing the schema: {reason}",
-                               hint="nothing was changed; rerunning is safe")
-        error.fault = fault
+    phase = Phase("comparing the schema", rerun="nothing was changed; rerunning is safe",
+                  refused="the server refused reading the schema",
+                  refused_hint="grant the user read access to the tables and the catalog")
+    what = f"the database did not answer a catalog read within {OWN_STATEMENT_BOUND:g} s" if timed_out else None
+    error = fault_error(fault, phase, reason, what=what)
+    if error is not None:
         return error
     env_py = None if project.bundled else revisions._file_in_traceback(exc, project.script.dir)
     if env_py:
-        return ConfigurationError(f"your env.py failed at {env_py}: {reason}",
-                                  hint="fix env.py or what it imports (MIGRATE_PYTHONPATH), its driver or its "
-                                       "sqlalchemy.url")
-    return SidecarError(f"the comparison failed: {reason}", hint="please report this with the log")
+        from .users_env import env_py_failed
+
+        return env_py_failed(env_py, reason)
+    return unexpected(f"the comparison failed: {reason}")
 
 
 def _flat(diffs: list[Any]) -> list[Any]:

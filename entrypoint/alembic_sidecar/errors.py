@@ -9,10 +9,11 @@ class SidecarError(Exception):
     exit_code = 70
     title = "internal error"
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, fault: object = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.fault = fault  # the failures.Fault behind it, where one database error was
 
     def __str__(self) -> str:
         return f"{self.message}: {self.hint}" if self.hint else self.message
@@ -89,7 +90,6 @@ class TransientFault(SidecarError):
 
     exit_code = 9
     title = "transient database fault"
-    fault: object = None  # the failures.Fault behind it, where one database error was
 
 
 class SchemaDrift(SidecarError):
@@ -108,6 +108,19 @@ class Interrupted(SidecarError):
         super().__init__(message)
         self.signal_name = signal_name
         self.exit_code = exit_code
+
+
+REPORT_THIS = "please report this with the log"
+
+
+def unexpected(message: str) -> SidecarError:
+    """The fallback for what the sidecar did not expect (exit 70): a bug to report, said in one line."""
+    return SidecarError(message, hint=REPORT_THIS)
+
+
+def unexpected_exception(exc: BaseException) -> SidecarError:
+    """An exception nothing translated: its type and message, never a traceback that could carry a secret."""
+    return unexpected(f"unexpected {type(exc).__name__}: {exc}")
 
 
 #: Every documented exit code, in README order: (code, title, what to do).

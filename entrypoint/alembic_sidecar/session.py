@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from . import locking, waiting
 from .databases.base import Driver
 from .endpoint import Endpoint
-from .errors import AccessDenied, ConfigurationError, LockTimeout, SidecarError, Signalled, TransientFault
-from .failures import TRANSIENT, Fault, describe
+from .errors import ConfigurationError, LockTimeout, SidecarError, Signalled, TransientFault, unexpected
+from .failures import Fault, describe
+from .fault_errors import Phase, fault_error
 from .logs import get_logger
 from .settings import Settings
 
@@ -26,13 +27,6 @@ T = TypeVar("T")
 # connection has lost its server.
 OWN_STATEMENT_BOUND = 10.0
 _PASS_THROUGH = (SidecarError, Signalled, asyncio.CancelledError)
-
-FAULT_TEXT = {
-    Fault.UNAVAILABLE: "the connection to the database was lost",
-    Fault.READ_ONLY: "the database is read-only (a failover or maintenance?)",
-    Fault.LOCK_TIMEOUT: "a statement waited longer than MIGRATE_DDL_LOCK_TIMEOUT for a table lock",
-    Fault.DEADLOCK: "the database aborted the transaction (deadlock or serialization failure)",
-}
 
 
 class Session:
@@ -58,21 +52,19 @@ class Session:
             await self.abandon()
             if on_timeout is not None:
                 raise on_timeout from None
-            error = TransientFault(f"the database did not answer within {seconds:g} s",
-                                   hint="the network path is down or the server hangs; rerunning is safe")
-            error.fault = Fault.UNAVAILABLE
-            raise error from None
+            raise TransientFault(f"the database did not answer within {seconds:g} s",
+                                 hint="the network path is down or the server hangs; rerunning is safe",
+                                 fault=Fault.UNAVAILABLE) from None
 
-    def fault(self, exc: BaseException, doing: str) -> SidecarError:
-        """The error for a database failure outside revision code: transient (exit 9) or a bug (exit 70)."""
-        fault = self.database.classify(exc)
-        if fault in TRANSIENT:
-            error = TransientFault(f"{FAULT_TEXT[fault]} while {doing}: {describe(exc)}",
-                                   hint="nothing was changed by this run; rerunning is safe")
-            error.fault = fault
-            return error
-        return SidecarError(f"unexpected database error while {doing}: {describe(exc)}",
-                            hint="please report this with the log")
+    def fault(self, exc: BaseException, doing: str, *, refused: str | None = None,
+              refused_hint: str | None = None) -> SidecarError:
+        """The error for a database failure outside revision code: transient (exit 9), refused (exit 5, where
+        ``refused`` words it) or a bug (exit 70)."""
+        reason = describe(exc)
+        phase = Phase(doing, rerun="nothing was changed by this run; rerunning is safe", refused=refused,
+                      refused_hint=refused_hint)
+        return (fault_error(self.database.classify(exc), phase, reason)
+                or unexpected(f"unexpected database error while {doing}: {reason}"))
 
     async def open(self, *, migrating: bool) -> AsyncConnection:
         async def prepare(raw: Any) -> None:
@@ -131,15 +123,12 @@ class Session:
                 await self.rollback_quietly()
                 if attempt == 1 and self.database.stale_statement(exc):
                     continue  # a revision altered the table: the driver's cached statement is stale
-                fault = self.database.classify(exc)
-                if fault is Fault.ACCESS:
-                    raise AccessDenied(f"cannot read {table}: {describe(exc)}",
-                                       hint="grant the migration user access to the database") from None
-                if fault is None and not isinstance(exc, TimeoutError):
+                if self.database.classify(exc) is None and not isinstance(exc, TimeoutError):
                     raise ConfigurationError(f"cannot read the version table {table}: {describe(exc)}",
                                              hint="MIGRATE_VERSION_TABLE must name Alembic's version table (or "
                                                   "a table that does not exist yet)") from None
-                raise self.fault(exc, f"reading {table}") from None
+                raise self.fault(exc, f"reading {table}", refused=f"cannot read {table}",
+                                 refused_hint="grant the migration user access to the database") from None
         raise AssertionError("unreachable")
 
     async def acquire_lock(self) -> None:

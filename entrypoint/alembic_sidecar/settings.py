@@ -10,10 +10,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from . import commands
 from .databases import backends
 from .errors import ConfigurationError
 
-COMMANDS = ("upgrade", "check", "drift", "current", "heads", "history", "wait", "sql", "downgrade")
 DRIVERS = backends()
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
@@ -376,32 +376,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="alembic-sidecar", parents=[common],
         description="Wait for the database, take a lock and run Alembic's upgrade through SQLAlchemy's "
                     "asyncio engine. Exit codes are listed in the README.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
-    helps = {
-        "upgrade": "wait, lock and upgrade to TARGET (default command; MIGRATE_TARGET, default head)",
-        "check": "exit 0 when the database is at the heads, 8 when revisions are pending",
-        "drift": "compare the database with MIGRATE_METADATA as `alembic check` does: exit 0 when they agree, "
-                 "10 when they differ",
-        "current": "print the database's current revision",
-        "heads": "print the head revisions of the versions directory",
-        "history": "print the revision history",
-        "wait": "only wait until the database accepts a login",
-        "sql": "print the SQL of an upgrade without connecting ([FROM:]TO)",
-        "downgrade": "downgrade to TARGET (needs MIGRATE_ALLOW_DOWNGRADE=true)",
-    }
-    for name in COMMANDS:
-        sub = commands.add_parser(name, parents=[common], help=helps[name], description=helps[name])
-        if name == "upgrade":
-            sub.add_argument("target", nargs="?", default=argparse.SUPPRESS, metavar="TARGET")
-        elif name == "downgrade":
-            sub.add_argument("target", metavar="TARGET")
-        elif name == "sql":
-            sub.add_argument("sql_range", nargs="?", default=argparse.SUPPRESS, metavar="[FROM:]TO")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
+    for command in commands.COMMANDS:
+        sub = subparsers.add_parser(command.name, parents=[common], help=command.help, description=command.help)
+        argument = command.argument
+        if argument is not None and argument.optional:
+            sub.add_argument(argument.field, nargs="?", default=argparse.SUPPRESS, metavar=argument.metavar)
+        elif argument is not None:
+            sub.add_argument(argument.field, metavar=argument.metavar)
     return parser
 
 
-# Commands that take no argument of their own: given alone, they need no parser.
-_BARE_COMMANDS = frozenset(("upgrade", "check", "drift", "current", "heads", "history", "wait", "sql"))
+# Commands that need no argument of their own: given alone, they need no parser.
+_BARE_COMMANDS = frozenset(command.name for command in commands.COMMANDS
+                           if command.argument is None or command.argument.optional)
 
 
 def from_environ(environ: Mapping[str, str] | None = None, argv: Sequence[str] = ()) -> Settings:

@@ -18,15 +18,16 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from .errors import Interrupted, MigrationFailed, SidecarError, Signalled, TransientFault
+from .errors import Interrupted, MigrationFailed, SidecarError, Signalled, TransientFault, unexpected_exception
 from .failures import describe
 from .logs import flush_streams
 from .redaction import redact, secret_forms
-from .report import Reporter, read_reports
+from .report import Done, EndpointMessage, Failed, Message, Plan, Reporter, Step, Steps, read_reports
 from .settings import Settings
 
+M = TypeVar("M", bound=Message)
 SIGNAL_EXIT = {signal.SIGTERM: ("SIGTERM", 143), signal.SIGINT: ("SIGINT", 130)}
 # How long a signalled child gets to roll back, release the lock and report before it is killed.
 GRACE = 10.0
@@ -90,7 +91,7 @@ class _Supervision:
     def __init__(self, settings: Settings, started: float, report_fd: int, wake_read: int, wake_write: int) -> None:
         self.settings, self.started, self.pid = settings, started, 0
         self.report_fd, self.wake_read, self.wake_write = report_fd, wake_read, wake_write
-        self.reports: list[dict[str, Any]] = []
+        self.reports: list[Message] = []
         self.buffer = bytearray()
         self.signals: list[int] = []
         self.stopping: str | None = None  # "SIGTERM", "SIGINT" or "deadline"
@@ -187,23 +188,26 @@ class _Supervision:
         if chunk:
             self.reports.extend(read_reports(self.buffer, chunk))
 
-    def _last(self, kind: str) -> dict[str, Any] | None:
-        return next((report for report in reversed(self.reports) if report["kind"] == kind), None)
+    def _last(self, kind: type[M]) -> M | None:
+        return next((report for report in reversed(self.reports) if isinstance(report, kind)), None)
+
+    def _progress(self) -> list[Step]:
+        return [report for report in self.reports if isinstance(report, Step)]
 
     def _verdict(self, status: int) -> Outcome:
         try:
             return self._verdict_of(status)
         except SidecarError as error:
             # The password may have come from a file the parent never read (ALEMBIC_CONFIG's sqlalchemy.url).
-            endpoint = self._last("endpoint")
-            password = endpoint["endpoint"].get("password") if endpoint else None
+            endpoint = self._last(EndpointMessage)
+            password = endpoint.endpoint.get("password") if endpoint else None
             if password:
                 error.message = redact(error.message, secret_forms([password]))
                 error.hint = redact(error.hint, secret_forms([password])) if error.hint else error.hint
             raise
 
     def _verdict_of(self, status: int) -> Outcome:
-        done, failed = self._last("done"), self._last("failed")
+        done, failed = self._last(Done), self._last(Failed)
         if done is not None and not failed and os.waitstatus_to_exitcode(status) == 0:
             return self._proven(done)
         if self.stopping == "deadline":
@@ -213,11 +217,11 @@ class _Supervision:
                 hint="the revision in progress was rolled back; rerunning is safe; raise MIGRATE_TIMEOUT if the "
                      "migration needs longer")
         if failed is not None:
-            message = failed["message"]
-            if failed.get("state"):
+            message = failed.message
+            if failed.state:
                 # The child's own account of what stays, replaced by what the database shows.
-                message = message.replace(failed["state"], self._state(), 1)
-            raise Reported(failed["exit_code"], failed["title"], message)
+                message = message.replace(failed.state, self._state(), 1)
+            raise Reported(failed.exit_code, failed.title, message)
         if self.stopping is not None:
             name, code = SIGNAL_EXIT[signal.SIGTERM if self.stopping == "SIGTERM" else signal.SIGINT]
             raise Interrupted(name, code, f"interrupted by {name}; the migration did not stop within {GRACE:g} s "
@@ -228,11 +232,11 @@ class _Supervision:
 
     def _culprit(self) -> str:
         """The revision file that was running when the child ended, from its plan and its progress."""
-        planned = self._last("steps")
+        planned = self._last(Steps)
         if planned is None:
             return "the migration process"
-        applied = {report["revision"] for report in self.reports if report["kind"] == "step"}
-        for revision, path in planned["steps"]:
+        applied = {report.revision for report in self._progress()}
+        for revision, path in planned.steps:
             if revision not in applied:
                 return f"revision file {path}"
         return "the migration process"
@@ -245,27 +249,25 @@ class _Supervision:
         return self.state
 
     def _read_state(self) -> str:
-        failed = self._last("failed")
-        progress = [report for report in self.reports if report["kind"] == "step"]
-        known = failed.get("state") if failed else None
+        failed = self._last(Failed)
+        progress = self._progress()
+        known = failed.state if failed else None
         if not known:
-            known = (f"this run last recorded {','.join(sorted(progress[-1]['heads'])) or 'base'}, which a rollback "
+            known = (f"this run last recorded {','.join(sorted(progress[-1].heads)) or 'base'}, which a rollback "
                      "may have undone" if progress else "no revision of this run was recorded")
-        plan, endpoint = self._last("plan"), self._last("endpoint")
+        plan, endpoint = self._last(Plan), self._last(EndpointMessage)
         if plan is None or endpoint is None:
             return known  # the run never came to migrate
-        if failed and failed.get("connection_lost"):
+        if failed and failed.connection_lost:
             return f"{known} (not read back: the connection to the database was lost)"
-        planned = self._last("steps")
-        table = (planned["table"], planned["schema"]) if planned else (self.settings.version_table, None)
         try:
-            actual = _read_versions(endpoint["endpoint"], *table, timeout=STATE_TIMEOUT)
+            actual = _read_versions(endpoint.endpoint, *self._version_table(), timeout=STATE_TIMEOUT)
         except _InMemory:
             return known
         except _Unreadable as why:
             return f"{known} (the version table could not be read back: {why})"
         at = ",".join(actual) or "base"
-        undone = _undone(tuple(plan.get("before") or ()), progress, actual)
+        undone = _undone(plan.before, progress, actual)
         if not undone:
             return f"the database is at {at}"
         from .logs import get_logger
@@ -276,52 +278,56 @@ class _Supervision:
                                                "events were undone by the rollback")
         return f"the database is at {at} (the rollback also undid {', '.join(undone)} of this run)"
 
-    def _proven(self, done: dict[str, Any]) -> Outcome:
+    def _version_table(self) -> tuple[str, str | None]:
+        """Where Alembic recorded the steps, as it said; else the setting (no step ran)."""
+        planned = self._last(Steps)
+        return (planned.table, planned.schema) if planned else (self.settings.version_table, None)
+
+    def _proven(self, done: Done) -> Outcome:
         from .logs import migration_complete
 
-        if done.get("expected") is None:
-            return Outcome(done["summary"], done.get("output", []))
-        endpoint = self._last("endpoint")
+        if done.expected is None:
+            return Outcome(done.summary, list(done.output))
+        endpoint = self._last(EndpointMessage)
         assert endpoint is not None
-        planned = self._last("steps")
-        table = (planned["table"], planned["schema"]) if planned else (self.settings.version_table, None)
         try:
-            actual = _read_versions(endpoint["endpoint"], *table)
+            actual = _read_versions(endpoint.endpoint, *self._version_table())
         except _InMemory:
-            actual = tuple(sorted(done["expected"]))  # the database died with the child that proved it
+            actual = tuple(sorted(done.expected))  # the database died with the child that proved it
         except _Unreadable as why:
             raise TransientFault(f"the migration reported success but its result could not be confirmed: {why}",
                                  hint="rerun: a database at the target is confirmed and the run exits 0") from None
-        plan = self._last("plan")
-        wanted = tuple(sorted(done["expected"]))
+        plan = self._last(Plan)
+        wanted = tuple(sorted(done.expected))
         problems = []
         if actual != wanted:
             problems.append(f"Alembic recorded {','.join(wanted) or 'base'}")
-        if plan is not None and plan.get("heads") is not None and actual != tuple(sorted(plan["heads"])):
-            problems.append(f"the heads are {','.join(sorted(plan['heads']))}")
-        missing = [rev for rev in (plan or {}).get("targets") or () if rev not in actual]
+        if plan is not None and plan.heads is not None and actual != tuple(sorted(plan.heads)):
+            problems.append(f"the heads are {','.join(sorted(plan.heads))}")
+        missing = [rev for rev in (plan.targets if plan is not None else None) or () if rev not in actual]
         if missing:
             problems.append(f"the target {self.settings.target} is {','.join(missing)}")
         if problems:
             raise MigrationFailed(f"after the run the database is at {','.join(actual) or 'base'}, but "
                                   + " and ".join(problems),
                                   hint="something outside Alembic changed the version table; inspect it and rerun")
-        if done.get("summary") == "ahead":
+        if done.summary == "ahead":
             return Outcome(f"database at {','.join(actual)}, ahead of these revisions (ignored)")
-        past = self.settings.target if done.get("summary") == "past the target" else None
-        return Outcome(migration_complete(tuple(done["before"]), actual, done["applied"], self.started, past))
+        past = self.settings.target if done.summary == "past the target" else None
+        assert done.before is not None
+        return Outcome(migration_complete(done.before, actual, done.applied, self.started, past))
 
 
-def _undone(before: tuple[str, ...], progress: list[dict[str, Any]], actual: tuple[str, ...]) -> list[str]:
+def _undone(before: tuple[str, ...], progress: list[Step], actual: tuple[str, ...]) -> list[str]:
     """The revisions of the steps reported after the last point of the run that matches what the database holds."""
-    states = [tuple(sorted(before))] + [tuple(sorted(report["heads"])) for report in progress]
+    states = [tuple(sorted(before))] + [tuple(sorted(report.heads)) for report in progress]
     matching = [index for index, state in enumerate(states) if state == actual]
     if not matching:
         return []  # the database is at none of the run's points: nothing to say about which steps stayed
     undone: list[str] = []
     for report in progress[matching[-1]:]:
-        if report["revision"] not in undone:
-            undone.append(report["revision"])
+        if report.revision not in undone:
+            undone.append(report.revision)
     return undone
 
 
@@ -398,10 +404,7 @@ def _child(settings: Settings, reporter: Reporter, elapsed: float) -> int:
         runner = Runner(settings, reporter, wait_timeout=max(0.0, settings.wait_timeout - elapsed),
                         lock_timeout=max(0.0, settings.lock_timeout - elapsed))
         result = asyncio.run(run_with_signals(runner))
-        reporter.send("done", summary=result.summary, output=result.output,
-                      before=list(result.before) if result.before is not None else None,
-                      expected=list(result.expected) if result.expected is not None else None,
-                      applied=result.applied)
+        reporter.send(Done(result.summary, tuple(result.output), result.before, result.expected, result.applied))
         code = 0
     except Signalled as exc:
         name, code = SIGNAL_EXIT[signal.Signals(exc.signum)]
@@ -410,8 +413,7 @@ def _child(settings: Settings, reporter: Reporter, elapsed: float) -> int:
         code = exc.exit_code
         _report_failure(reporter, exc, runner)
     except BaseException as exc:  # a bug: say so in one line, never a traceback that could carry a secret
-        _report_failure(reporter, SidecarError(f"unexpected {type(exc).__name__}: {exc}",
-                                               hint="please report this with the log"), runner)
+        _report_failure(reporter, unexpected_exception(exc), runner)
     logging.shutdown()
     flush_streams()
     return code
@@ -420,9 +422,9 @@ def _child(settings: Settings, reporter: Reporter, elapsed: float) -> int:
 def _report_failure(reporter: Reporter, error: SidecarError, runner: Any = None) -> None:
     """``state`` is the part of the message that says what the database holds, for the parent to read and replace."""
     state = runner.failure_state() if runner is not None else None
-    reporter.send("failed", exit_code=error.exit_code, title=error.title, message=str(error),
-                  state=state if state and state in str(error) else None,
-                  connection_lost=bool(runner is not None and runner.connection_lost))
+    reporter.send(Failed(error.exit_code, error.title, str(error),
+                         state=state if state and state in str(error) else None,
+                         connection_lost=bool(runner is not None and runner.connection_lost)))
 
 
 async def run_with_signals(runner: Any) -> Any:

@@ -13,8 +13,9 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from . import failures
 from .databases.base import Driver
 from .endpoint import Endpoint
-from .errors import AccessDenied, ConfigurationError, DatabaseUnreachable, SidecarError
+from .errors import ConfigurationError, SidecarError
 from .failures import Fault
+from .fault_errors import Phase, fault_error
 from .logs import get_logger
 
 # Sleep at most this long between attempts, so a server that has just come up is noticed within ~0.5 s.
@@ -108,12 +109,15 @@ def classify_login_failure(exc: BaseException, endpoint: Endpoint, database: Dri
                            timeout: float) -> SidecarError:
     reason = failures.describe(exc)
     fault = database.classify(exc)
-    if fault is Fault.ACCESS:
-        return AccessDenied(f"{endpoint.masked} refused the login: {reason}",
-                            hint="check the user, password (or client certificate), database name and grants")
-    if fault is Fault.UNAVAILABLE:
-        return DatabaseUnreachable(f"{endpoint.masked} did not accept a login within {timeout:g} s ({reason})",
-                                   hint="check host, port and network, or raise MIGRATE_WAIT_TIMEOUT")
+    phase = Phase("logging in", rerun="nothing was changed by this run; rerunning is safe",
+                  refused=f"{endpoint.masked} refused the login",
+                  refused_hint="check the user, password (or client certificate), database name and grants",
+                  unreachable=f"{endpoint.masked} did not accept a login within {timeout:g} s",
+                  unreachable_hint="check host, port and network, or raise MIGRATE_WAIT_TIMEOUT")
+    if fault in (Fault.ACCESS, Fault.UNAVAILABLE):
+        error = fault_error(fault, phase, reason)
+        assert error is not None
+        return error
     if not endpoint.is_server:
         return ConfigurationError(f"cannot open the {database.title} database {endpoint.database!r} ({reason})",
                                   hint="make sure its directory exists and is writable")
