@@ -91,8 +91,7 @@ class _Supervision:
     def __init__(self, settings: Settings, started: float, report_fd: int, wake_read: int, wake_write: int) -> None:
         self.settings, self.started, self.pid = settings, started, 0
         self.report_fd, self.wake_read, self.wake_write = report_fd, wake_read, wake_write
-        self.reports: list[Message] = []
-        self.buffer = bytearray()
+        self.reports = _Reports()
         self.signals: list[int] = []
         self.stopping: str | None = None  # "SIGTERM", "SIGINT" or "deadline"
         self.kill_at: float | None = None
@@ -186,20 +185,14 @@ class _Supervision:
     def _drain(self) -> None:
         chunk = _read_all(self.report_fd)
         if chunk:
-            self.reports.extend(read_reports(self.buffer, chunk))
-
-    def _last(self, kind: type[M]) -> M | None:
-        return next((report for report in reversed(self.reports) if isinstance(report, kind)), None)
-
-    def _progress(self) -> list[Step]:
-        return [report for report in self.reports if isinstance(report, Step)]
+            self.reports.take(chunk)
 
     def _verdict(self, status: int) -> Outcome:
         try:
             return self._verdict_of(status)
         except SidecarError as error:
             # The password may have come from a file the parent never read (ALEMBIC_CONFIG's sqlalchemy.url).
-            endpoint = self._last(EndpointMessage)
+            endpoint = self.reports.last(EndpointMessage)
             password = endpoint.endpoint.get("password") if endpoint else None
             if password:
                 error.message = redact(error.message, secret_forms([password]))
@@ -207,7 +200,7 @@ class _Supervision:
             raise
 
     def _verdict_of(self, status: int) -> Outcome:
-        done, failed = self._last(Done), self._last(Failed)
+        done, failed = self.reports.last(Done), self.reports.last(Failed)
         if done is not None and not failed and os.waitstatus_to_exitcode(status) == 0:
             return self._proven(done)
         if self.stopping == "deadline":
@@ -228,18 +221,7 @@ class _Supervision:
                                           f"and was killed; its session ends with it; {self._state()}")
         code = os.waitstatus_to_exitcode(status)
         how = f"was killed by signal {-code}" if code < 0 else f"ended with status {code} without reporting"
-        raise MigrationFailed(f"{self._culprit()} {how}", hint=f"{self._state()}; fix the revision and rerun")
-
-    def _culprit(self) -> str:
-        """The revision file that was running when the child ended, from its plan and its progress."""
-        planned = self._last(Steps)
-        if planned is None:
-            return "the migration process"
-        applied = {report.revision for report in self._progress()}
-        for revision, path in planned.steps:
-            if revision not in applied:
-                return f"revision file {path}"
-        return "the migration process"
+        raise MigrationFailed(f"{self.reports.culprit()} {how}", hint=f"{self._state()}; fix the revision and rerun")
 
     def _state(self) -> str:
         """What the database holds after a failed run: read from it as the proof reads it, the revisions this run
@@ -249,19 +231,19 @@ class _Supervision:
         return self.state
 
     def _read_state(self) -> str:
-        failed = self._last(Failed)
-        progress = self._progress()
+        failed = self.reports.last(Failed)
+        progress = self.reports.progress()
         known = failed.state if failed else None
         if not known:
             known = (f"this run last recorded {','.join(sorted(progress[-1].heads)) or 'base'}, which a rollback "
                      "may have undone" if progress else "no revision of this run was recorded")
-        plan, endpoint = self._last(Plan), self._last(EndpointMessage)
+        plan, endpoint = self.reports.last(Plan), self.reports.last(EndpointMessage)
         if plan is None or endpoint is None:
             return known  # the run never came to migrate
         if failed and failed.connection_lost:
             return f"{known} (not read back: the connection to the database was lost)"
         try:
-            actual = _read_versions(endpoint.endpoint, *self._version_table(), timeout=STATE_TIMEOUT)
+            actual = _read_versions(endpoint.endpoint, *self.reports.version_table(self.settings.version_table), timeout=STATE_TIMEOUT)
         except _InMemory:
             return known
         except _Unreadable as why:
@@ -278,26 +260,21 @@ class _Supervision:
                                                "events were undone by the rollback")
         return f"the database is at {at} (the rollback also undid {', '.join(undone)} of this run)"
 
-    def _version_table(self) -> tuple[str, str | None]:
-        """Where Alembic recorded the steps, as it said; else the setting (no step ran)."""
-        planned = self._last(Steps)
-        return (planned.table, planned.schema) if planned else (self.settings.version_table, None)
-
     def _proven(self, done: Done) -> Outcome:
         from .logs import migration_complete
 
         if done.expected is None:
             return Outcome(done.summary, list(done.output))
-        endpoint = self._last(EndpointMessage)
+        endpoint = self.reports.last(EndpointMessage)
         assert endpoint is not None
         try:
-            actual = _read_versions(endpoint.endpoint, *self._version_table())
+            actual = _read_versions(endpoint.endpoint, *self.reports.version_table(self.settings.version_table))
         except _InMemory:
             actual = tuple(sorted(done.expected))  # the database died with the child that proved it
         except _Unreadable as why:
             raise TransientFault(f"the migration reported success but its result could not be confirmed: {why}",
                                  hint="rerun: a database at the target is confirmed and the run exits 0") from None
-        plan = self._last(Plan)
+        plan = self.reports.last(Plan)
         wanted = tuple(sorted(done.expected))
         problems = []
         if actual != wanted:
@@ -316,6 +293,39 @@ class _Supervision:
         past = self.settings.target if done.summary == "past the target" else None
         assert done.before is not None
         return Outcome(migration_complete(done.before, actual, done.applied, self.started, past))
+
+
+class _Reports:
+    """The child's messages, in the order they came."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.buffer = bytearray()
+
+    def take(self, chunk: bytes) -> None:
+        self.messages.extend(read_reports(self.buffer, chunk))
+
+    def last(self, kind: type[M]) -> M | None:
+        return next((message for message in reversed(self.messages) if isinstance(message, kind)), None)
+
+    def progress(self) -> list[Step]:
+        return [message for message in self.messages if isinstance(message, Step)]
+
+    def version_table(self, configured: str) -> tuple[str, str | None]:
+        """Where Alembic recorded the steps, as it said; else the setting (no step ran)."""
+        planned = self.last(Steps)
+        return (planned.table, planned.schema) if planned else (configured, None)
+
+    def culprit(self) -> str:
+        """The revision file that was running when the child ended, from its plan and its progress."""
+        planned = self.last(Steps)
+        if planned is None:
+            return "the migration process"
+        applied = {report.revision for report in self.progress()}
+        for revision, path in planned.steps:
+            if revision not in applied:
+                return f"revision file {path}"
+        return "the migration process"
 
 
 def _undone(before: tuple[str, ...], progress: list[Step], actual: tuple[str, ...]) -> list[str]:
