@@ -243,7 +243,8 @@ class _Supervision:
         if failed and failed.connection_lost:
             return f"{known} (not read back: the connection to the database was lost)"
         try:
-            actual = _read_versions(endpoint.endpoint, *self.reports.version_table(self.settings.version_table), timeout=STATE_TIMEOUT)
+            actual = _read_versions(endpoint.endpoint, *self.reports.version_table(self.settings.version_table),
+                                    timeout=STATE_TIMEOUT)
         except _InMemory:
             return known
         except _Unreadable as why:
