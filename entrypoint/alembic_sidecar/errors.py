@@ -79,7 +79,7 @@ class RevisionError(SidecarError):
 
 
 class PendingRevisions(SidecarError):
-    """``check`` or ``drift`` found revisions that are not applied yet."""
+    """``check`` or ``drift`` found revisions that are not applied yet, or ``ready`` waited for them in vain."""
 
     exit_code = 8
     title = "pending revisions"
@@ -144,7 +144,8 @@ EXIT_CODES: list[tuple[int, str, str]] = [
      "a revision file does not load, there are several heads, or the target is unknown or cannot be reached from the "
      "database's revision (`+1` at the head); fix the revision files or the target"),
     (PendingRevisions.exit_code, PendingRevisions.title,
-     "`check` and `drift` only: revisions are waiting to be applied"),
+     "`check`, `drift` and `ready` only: revisions are waiting to be applied (`ready`: MIGRATE_READY_TIMEOUT ran "
+     "out before the database reached them)"),
     (TransientFault.exit_code, TransientFault.title,
      "the connection was lost, the server turned read-only, a lock or deadlock timeout hit, or MIGRATE_TIMEOUT ran "
      "out; nothing half-done stays recorded; safe to retry"),

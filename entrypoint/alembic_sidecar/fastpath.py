@@ -41,19 +41,23 @@ def no_op_summary(settings: Settings) -> str | None:
     answer = commands.get(settings.command).fast_path
     if settings.alembic_config is not None or answer is None:
         return None
-    if answer == commands.MIGRATED and settings.target not in ("head", "heads"):
+    if answer in (commands.MIGRATED, commands.READY) and settings.target not in ("head", "heads"):
         return None
     started = time.monotonic()
     index = revisions.scan(settings.versions_dir, revisions.check_versions_dir(settings.versions_dir))
     if index is None:
         return None
     heads = index.heads
-    if len(heads) > 1 and answer == commands.MIGRATED and settings.target == "head":
+    if len(heads) > 1 and answer in (commands.MIGRATED, commands.READY) and settings.target == "head":
         return None  # the full path explains the several heads
     budget = min(BUDGET, max(0.5, settings.wait_timeout), max(0.5, settings.lock_timeout))
     current = current_revisions(settings, budget)
     if not current or set(current) != set(heads):
         return None
+    if answer == commands.READY:
+        from .commands.ready import fast_summary
+
+        return fast_summary(current, started)
     if answer == commands.AT_HEADS:
         info("database_at_heads", revision=",".join(current))
         return f"database at the heads ({','.join(current)})"

@@ -217,6 +217,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("run_timeout", "MIGRATE_TIMEOUT", "Whole-run deadline in seconds: past it the migration is stopped, "
            "rolled back, and the run exits 9; unset: no deadline.",
            parse=_seconds(0, above=True, example="900"), metavar="SECONDS"),
+    Option("ready_timeout", "MIGRATE_READY_TIMEOUT", "Seconds `ready` polls the version table for the heads (or "
+           "MIGRATE_TARGET) after its login before it exits 8; 0: read once.",
+           default=300.0, parse=_seconds(0, example="300"), metavar="SECONDS"),
     Option("allow_downgrade", "MIGRATE_ALLOW_DOWNGRADE", "Allow the `downgrade` command.",
            default=False, parse=_boolean, metavar="BOOL"),
     Option("on_unknown_revision", "MIGRATE_ON_UNKNOWN_REVISION", "When the database carries a revision these "
@@ -289,6 +292,7 @@ class Settings:
     ddl_lock_timeout: float | None = _default("ddl_lock_timeout")
     ddl_lock_retries: int = _default("ddl_lock_retries")
     run_timeout: float | None = _default("run_timeout")
+    ready_timeout: float = _default("ready_timeout")
     allow_downgrade: bool = _default("allow_downgrade")
     on_unknown_revision: str = _default("on_unknown_revision")
     transaction_per_migration: bool = _default("transaction_per_migration")

@@ -35,6 +35,7 @@ NON_DEFAULT = {
     "ddl_lock_timeout": ("0.25s", 0.25),
     "ddl_lock_retries": ("3", 3),
     "run_timeout": ("900", 900.0),
+    "ready_timeout": ("0", 0.0),
     "allow_downgrade": ("yes", True),
     "on_unknown_revision": ("ignore", "ignore"),
     "transaction_per_migration": ("off", False),
@@ -57,7 +58,7 @@ REFUSED = [
       for variable in ("MIGRATE_STATEMENT_TIMEOUT", "MIGRATE_DDL_LOCK_TIMEOUT")
       for value in ("0", "0.0005", "1e12", "3600000", "2147483.5", "nan", "inf", "-1", "soon", "5m", "1_0", "٥")],
     *[(variable, value, [CLIENT_TIMEOUT])
-      for variable in ("MIGRATE_WAIT_TIMEOUT", "MIGRATE_LOCK_TIMEOUT")
+      for variable in ("MIGRATE_WAIT_TIMEOUT", "MIGRATE_LOCK_TIMEOUT", "MIGRATE_READY_TIMEOUT")
       for value in ("-1", "1e12", "3600000", "nan", "inf", "-inf", "soon", "١٠")],
     *[("MIGRATE_TIMEOUT", value, ["more than 0 and at most 2147483"])
       for value in ("0", "-1", "1e12", "3600000", "nan", "inf")],
@@ -87,6 +88,7 @@ def test_defaults_match_the_documented_ones():
     assert settings.statement_timeout is None and settings.ddl_lock_timeout is None
     assert settings.on_unknown_revision == "error" and settings.transaction_per_migration is True
     assert settings.run_timeout is None and settings.ddl_lock_retries == 0
+    assert settings.ready_timeout == 300.0
 
 
 def test_every_option_is_a_settings_field_with_the_same_default():

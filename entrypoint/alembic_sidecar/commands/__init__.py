@@ -21,9 +21,11 @@ if TYPE_CHECKING:
     from ..settings import Settings
     from ..users_env import UsersEnv
 
-# The fast answers (fastpath.py): "already migrated" for an upgrade to the heads, "at the heads" for a check.
+# The fast answers (fastpath.py): "already migrated" for an upgrade to the heads, "at the heads" for a check, "ready"
+# for an application's wait.
 MIGRATED = "migrated"
 AT_HEADS = "at-heads"
+READY = "ready"
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Command:
     argument: Argument | None = None
     connects: bool = True  # False: runs in-process, unsupervised, with no database to prove
     takes_lock: bool = False  # migrates: the session is prepared to migrate and the lock is taken
-    fast_path: str | None = None  # which fast answer it may take without SQLAlchemy (MIGRATED, AT_HEADS)
+    fast_path: str | None = None  # which fast answer it may take without SQLAlchemy (MIGRATED, AT_HEADS, READY)
     answers_on_stdout: bool = False  # its answer is on stdout: the logs go to stderr so it can be piped
     reads_files: bool = True  # False: the revision files are opened only for ALEMBIC_CONFIG (its URL)
     refuse: str | None = None  # "module:function"(settings): refusals before anything is opened
@@ -73,6 +75,9 @@ COMMANDS: tuple[Command, ...] = (
             answers_on_stdout=True),
     Command("history", "print the revision history", "history:history", connects=False, answers_on_stdout=True),
     Command("wait", "only wait until the database accepts a login", "wait:wait", reads_files=False),
+    Command("ready", "wait, read-only and without a lock, until the database is at the heads (or MIGRATE_TARGET): "
+            "exit 0, or 8 when MIGRATE_READY_TIMEOUT runs out first", "ready:ready", fast_path=READY,
+            prepare="ready:prepare"),
     Command("sql", "print the SQL of an upgrade without connecting ([FROM:]TO)", "sql:sql",
             Argument("sql_range", "[FROM:]TO"), connects=False, answers_on_stdout=True),
     Command("downgrade", "downgrade to TARGET (needs MIGRATE_ALLOW_DOWNGRADE=true)", "migrate:downgrade",
