@@ -70,6 +70,10 @@ COMMANDS: tuple[Command, ...] = (
             "inspect:check", fast_path=AT_HEADS, prepare="inspect:prepare_check"),
     Command("drift", "compare the database with MIGRATE_METADATA as `alembic check` does: exit 0 when they agree, "
             "10 when they differ", "drift:drift", prepare="drift:prepare"),
+    Command("test", "upgrade each revision above the database's, downgrade it and upgrade it again, comparing the "
+            "schemas: exit 1 naming a revision whose downgrade does not undo its upgrade (needs "
+            "MIGRATE_ALLOW_DOWNGRADE=true; a throwaway database, empty to test every revision)",
+            "round_trip:round_trips", takes_lock=True, refuse="round_trip:refuse", prepare="migrate:prepare"),
     Command("current", "print the database's current revision", "inspect:current", answers_on_stdout=True),
     Command("heads", "print the head revisions of the versions directory", "heads:heads", connects=False,
             answers_on_stdout=True),
