@@ -173,6 +173,28 @@ def test_ready_without_select_on_the_version_table_exits_5(pg_database, pg_reade
     assert_clean_failure(result, 5, "alembic_version")
 
 
+# The migrator's hint: a read-only role that runs `upgrade` is told which privilege it lacks and whose job this is.
+MIGRATOR_HINT = ("run `upgrade` as the migrator role", "the migration Job's Secret", "`ready` as the application's")
+
+
+def test_upgrade_as_a_postgresql_role_without_ddl_rights_exits_5_naming_the_privilege_and_the_migrator(
+        pg_database, pg_reader, revisions, sidecar):
+    role, url = pg_reader
+    ids = revisions.chain(2)
+    pg_database.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    # Not even the version table: the first statement is refused.
+    result = sidecar.run("upgrade", env={"DATABASE_URL": url})
+    assert_clean_failure(result, 5, "permission denied for schema public", "lacks CREATE on schema public",
+                         *MIGRATOR_HINT)
+    assert pg_database.tables() == []
+    # The version table exists and may be read: the revision's own DDL is refused, with the same words.
+    assert_exit(sidecar.run("upgrade", ids[0], env={"DATABASE_URL": pg_database.url}), 0)
+    pg_database.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"')
+    result = sidecar.run("upgrade", env={"DATABASE_URL": url})
+    assert_clean_failure(result, 5, ids[1], "lacks CREATE on schema public", *MIGRATOR_HINT)
+    assert pg_database.revisions() == [ids[0]]
+
+
 @pytest.fixture
 def mariadb_reader(mariadb_database):
     """A MariaDB user with no privilege yet (SELECT on the version table is granted later)."""
@@ -219,3 +241,14 @@ def test_ready_works_for_a_mariadb_user_that_may_only_select_the_version_table(m
     delay = epoch(result.one("ready")["timestamp"]) - epoch(upgrade.one("migration_complete")["timestamp"])
     assert delay <= DETECTION_BOUND, delay
     assert database.revisions() == [ids[1]]
+
+
+def test_upgrade_as_a_mariadb_user_without_ddl_rights_exits_5_naming_the_privilege_and_the_migrator(
+        mariadb_database, mariadb_reader, revisions, sidecar):
+    user, _, url = mariadb_reader
+    revisions.chain(1)
+    mariadb_database.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{mariadb_database.name}`.* TO '{user}'@'%'")
+    result = sidecar.run("upgrade", env={"DATABASE_URL": url})
+    assert_clean_failure(result, 5, "CREATE command denied",
+                         f"lacks CREATE on `{mariadb_database.name}`.`alembic_version`", *MIGRATOR_HINT)
+    assert mariadb_database.tables() == []

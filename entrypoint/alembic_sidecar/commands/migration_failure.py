@@ -39,6 +39,15 @@ def failure_state(context: Context) -> str | None:
     return f"this run last recorded {revs(context.recorded)}, which a rollback may have undone"
 
 
+def refused_hint(privilege: str | None) -> str:
+    """What to do about a refused revision: the missing privilege, when the server named it, belongs to the migrator."""
+    if privilege is None:
+        return "grant the migration user the privileges the revision needs"
+    return (f"this user lacks {privilege}: run `upgrade` as the migrator role that owns the schema (the migration "
+            "Job's Secret) and `ready` as the application's read-only role in its pods (docs/operations.md, "
+            "\"Least privilege\"), or grant this user that privilege")
+
+
 def migration_failure(context: Context, exc: BaseException) -> SidecarError:
     project = context.project
     assert project is not None
@@ -73,7 +82,7 @@ def migration_failure(context: Context, exc: BaseException) -> SidecarError:
                 "(the network path is down or the server hangs)")
     phase = Phase(f"applying {culprit or 'a revision'}", rerun=f"{state}; {rolled_back}",
                   refused=f"{where} was refused by the server",
-                  refused_hint="grant the migration user the privileges the revision needs")
+                  refused_hint=refused_hint(context.database.missing_privilege(reason)))
     error = fault_error(fault, phase, reason, what=what)
     if error is not None:
         return error

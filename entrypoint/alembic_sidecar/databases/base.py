@@ -158,3 +158,7 @@ class Driver:
     def message(self, cause: BaseException) -> str:
         """The server's message in one of this driver's exceptions."""
         return str(cause)
+
+    def missing_privilege(self, reason: str) -> str | None:
+        """The privilege a refused statement lacked, read from the server's words in ``reason``; None if unsaid."""
+        return None

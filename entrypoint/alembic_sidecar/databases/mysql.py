@@ -8,6 +8,7 @@ so a partitioned migrator's idle session, and its GET_LOCK, end within WAIT_TIME
 from __future__ import annotations
 
 import hashlib
+import re
 import ssl
 from typing import TYPE_CHECKING, Any
 
@@ -247,6 +248,12 @@ class MySQL(Driver):
     def message(self, cause: BaseException) -> str:
         # PyMySQL's exceptions are (errno, message)
         return str(cause.args[1]) if len(cause.args) >= 2 else str(cause)
+
+    def missing_privilege(self, reason: str) -> str | None:
+        # ER_TABLEACCESS_DENIED_ERROR: "CREATE command denied to user 'app'@'host' for table `db`.`t`"
+        if found := re.search(r"(\w+) command denied to user \S+ for table (\S+)", reason):
+            return f"{found[1]} on {found[2]}"
+        return None
 
 
 DRIVER = MySQL()

@@ -371,5 +371,14 @@ class PostgreSQL(Driver):
         return any(type(cause).__name__ in ("InvalidCachedStatementError", "InvalidCachePlanError")
                    for cause in causes(exc))
 
+    def missing_privilege(self, reason: str) -> str | None:
+        if found := re.search(r"permission denied for schema (\S+)", reason):
+            return f"CREATE on schema {found[1]}"
+        if found := re.search(r"must be owner of (\w+ \S+)", reason):
+            return f"ownership of {found[1]}"
+        if found := re.search(r"permission denied for (\w+ \S+)", reason):
+            return f"a privilege on {found[1]}"
+        return None
+
 
 DRIVER = PostgreSQL()
