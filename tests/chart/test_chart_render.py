@@ -83,9 +83,9 @@ def test_renders_the_expected_objects(chart, name):
     assert kinds(render(chart, VALUE_SETS[name])) == EXPECTED_KINDS[name]
 
 
-def test_example_app_renders_deployment_and_revisions_configmap(example_dir):
+def test_example_app_renders_the_job_deployment_and_revisions_configmap(example_dir):
     objects = render(example_dir)
-    assert kinds(objects) == ["ConfigMap", "Deployment"]
+    assert kinds(objects) == ["ConfigMap", "Deployment", "Job"]
     files = only(objects, "ConfigMap")["data"]
     assert sorted(files) == ["0001_create_accounts.py", "0002_add_display_name.py", "0003_create_orders.py"]
 
@@ -347,12 +347,55 @@ def test_every_environment_variable_is_one_the_entrypoint_reads(rendered):
                 assert env["name"] in known | user_given, f"{name}: {env['name']}"
 
 
+def without_job(values: dict[str, Any]) -> dict[str, Any]:
+    values = copy.deepcopy(values)
+    values.setdefault("job", {})["enabled"] = False
+    return values
+
+
 @pytest.mark.parametrize("name", VALUE_SETS)
 def test_init_container_from_the_named_template_equals_the_jobs_container(example_dir, name):
-    objects = render(example_dir, {"migrations": with_job(VALUE_SETS[name])})
-    job, app = pod_spec(objects, "Job"), pod_spec(objects, "Deployment")
+    # The example app migrates in its pods when the Job is off; the same values otherwise render the same container.
+    job = pod_spec(render(example_dir, {"migrations": with_job(VALUE_SETS[name])}), "Job")
+    app = pod_spec(render(example_dir, {"migrations": without_job(VALUE_SETS[name])}), "Deployment")
     assert app["initContainers"] == job.get("initContainers", []) + job["containers"]
     assert app["volumes"] == job["volumes"]
+
+
+APP_SECRET = {"existingSecret": "{{ .Release.Name }}-app-db", "urlKey": "app-url", "passwordKey": "app-password",
+              "user": "shop_app"}
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_ready_init_container_is_the_jobs_container_running_ready_with_the_applications_secret(example_dir, name):
+    values = with_job(VALUE_SETS[name]) | {"ready": {"database": APP_SECRET, "timeout": 45}}
+    objects = render(example_dir, {"migrations": values})
+    job, app = pod_spec(objects, "Job"), pod_spec(objects, "Deployment")
+    expected = copy.deepcopy(job.get("initContainers", []) + job["containers"])
+    migrate = expected[-1]
+    migrate |= {"name": "ready", "args": ["ready"]}
+    env = migrate["env"]
+    if any(e["name"] == "DB_USER" for e in env):
+        next(e for e in env if e["name"] == "DB_USER")["value"] = "shop_app"
+    at = next(i for i, e in enumerate(env) if e["name"] == "MIGRATE_ON_UNKNOWN_REVISION")
+    env.insert(at, {"name": "MIGRATE_READY_TIMEOUT", "value": "45"})
+    assert app["initContainers"] == expected
+    # The one secret volume is the application's; the migrator's Secret (or the chart's own) is not in its pod.
+    volumes = copy.deepcopy(job["volumes"])
+    secret = volumes[0]["secret"]
+    host = any(e["name"] == "DB_HOST" for e in env)
+    secret |= {"secretName": "shop-app-db", "items": [{"key": "app-password" if host else "app-url",
+                                                         "path": "password" if host else "url"}]}
+    assert app["volumes"] == volumes
+
+
+def test_ready_init_container_defaults_to_the_applications_secret_and_five_minutes(example_dir):
+    spec = pod_spec(render(example_dir), "Deployment")
+    (ready,) = spec["initContainers"]
+    env = {e["name"]: e["value"] for e in ready["env"]}
+    assert ready["args"] == ["ready"] and env["MIGRATE_READY_TIMEOUT"] == "300"
+    assert spec["volumes"][0]["secret"]["secretName"] == "shop-app-database"
+    assert pod_spec(render(example_dir), "Job")["volumes"][0]["secret"]["secretName"] == "shop-database"
 
 
 def test_image_tag_defaults_to_app_version_and_digest_wins(chart):

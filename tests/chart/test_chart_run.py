@@ -8,12 +8,14 @@ import shutil
 import subprocess
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from tests.chart.chartkit import CHART_DIR, REPO, build_example, only, pod_spec, render
 from tests.chart.podrun import Cluster, Pod, finish
+from tests.fixtures.databases import PG_HOST, PG_PORT, random_name
 from tests.fixtures.revisions import applied_counts
 
 pytestmark = pytest.mark.chart
@@ -98,9 +100,14 @@ def test_rendered_job_reads_host_user_and_password_file(sidecar_image, pg_passwo
         assert pg_password_server.password not in output
 
 
+def migrating_pods(image: str) -> dict:
+    """The example app's values for migrating in its pods, the initContainer running upgrade, without the Job."""
+    return {"migrations": image_values(image) | {"job": {"enabled": False}}}
+
+
 def test_example_app_init_container_migrates_the_database_to_head(sidecar_image, database, pods, tmp_path):
     example = build_example(tmp_path)
-    objects = render(example, {"migrations": image_values(sidecar_image)})
+    objects = render(example, migrating_pods(sidecar_image))
     cluster = Cluster(secrets={"shop-database": {"url": database.url}})
     cluster.add_rendered(objects)  # the revisions ConfigMap the example chart ships
     spec = pod_spec(objects, "Deployment")
@@ -119,7 +126,7 @@ def test_three_replicas_of_the_example_app_apply_each_revision_exactly_once(
     revisions.slow(6)  # keeps the first replica inside the lock while the others start, even on a busy host
     revisions.chain(2)
     example = build_example(tmp_path / "chart", revisions_dir=revisions.dir)
-    objects = render(example, {"migrations": image_values(sidecar_image)})
+    objects = render(example, migrating_pods(sidecar_image))
     cluster = Cluster(secrets={"shop-database": {"url": database.url}})
     cluster.add_rendered(objects)
     spec = pod_spec(objects, "Deployment")
@@ -138,6 +145,101 @@ def test_three_replicas_of_the_example_app_apply_each_revision_exactly_once(
     assert applied.count(0) >= 1, "the replicas that came second found the database at head"
     waited = [r for r in results if any(e.get("event") == "lock_waiting" for e in r.events())]
     assert len(waited) >= 1, "the replicas overlapped, so at least one waited for the lock"
+
+
+# --- the documented default: the Job migrates as the migrator, the app's pods wait with `ready` as the app -------
+
+@pytest.fixture
+def pg_roles(pg_database):
+    """A migrator that owns the schema and an application role with data rights only, as docs/operations.md grants.
+
+    Returns the two URLs (migrator, app)."""
+    migrator, app = random_name("mig"), random_name("app")
+    for statement in (f'CREATE ROLE "{migrator}" LOGIN', f'CREATE ROLE "{app}" LOGIN',
+                      f'ALTER SCHEMA public OWNER TO "{migrator}"',
+                      "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+                      f'GRANT CONNECT ON DATABASE "{pg_database.name}" TO "{app}"',
+                      f'GRANT USAGE ON SCHEMA public TO "{app}"',
+                      f'ALTER DEFAULT PRIVILEGES FOR ROLE "{migrator}" IN SCHEMA public '
+                      f'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO "{app}"'):
+        pg_database.execute(statement)
+    url = f"postgresql://{{}}@{PG_HOST}:{PG_PORT}/{pg_database.name}"
+    yield url.format(migrator), url.format(app)
+    # One role at a time: DROP OWNED BY both at once trips over the default ACL they share.
+    for statement in (f'REASSIGN OWNED BY "{migrator}" TO postgres', f'DROP OWNED BY "{migrator}"',
+                      f'DROP OWNED BY "{app}"', f'DROP ROLE "{migrator}"', f'DROP ROLE "{app}"'):
+        pg_database.execute(statement)
+
+
+def job_and_app(example: Path, image: str, urls: tuple[str, str], ready_timeout: float) -> tuple[dict, dict, Cluster]:
+    """The example app's Job and Deployment pod specs as rendered by default, and the two Secrets they mount."""
+    objects = render(example, {"migrations": image_values(image) | {"ready": {"timeout": ready_timeout}}})
+    migrator, app = urls
+    cluster = Cluster(secrets={"shop-database": {"url": migrator}, "shop-app-database": {"url": app}})
+    cluster.add_rendered(objects)
+    return pod_spec(objects, "Job"), pod_spec(objects, "Deployment"), cluster
+
+
+def start_together(job: dict, app: dict, cluster: Cluster, pods, timeout: float) -> tuple:
+    """The Job's container and the app's initContainer, started at once as a release's rollout starts them."""
+    (migrate,), (ready,) = job["containers"], app["initContainers"]
+    job_pod, app_pod = pods(job, cluster, "job"), pods(app, cluster, "app")
+    started = [job_pod.start(migrate), app_pod.start(ready)]
+    return tuple(finish(name, *handles, timeout) for name, handles in zip(("migrate", "ready"), started))
+
+
+def event(result, name: str) -> dict:
+    found = [e for e in result.events() if e.get("event") == name]
+    assert len(found) == 1, f"{result.name}: {len(found)} {name} events\n{result.stdout}\n{result.stderr}"
+    return found[0]
+
+
+def stamp(entry: dict) -> float:
+    return datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00")).timestamp()
+
+
+def test_the_apps_ready_init_container_lets_it_start_only_after_the_jobs_migration(
+        sidecar_image, pg_database, pg_roles, revisions, pods, tmp_path):
+    revisions.chain(1)
+    revisions.slow(5)  # the Job is still migrating well after the initContainer's first polls
+    revisions.chain(1)
+    example = build_example(tmp_path / "chart", revisions_dir=revisions.dir)
+    job, app, cluster = job_and_app(example, sidecar_image, pg_roles, ready_timeout=120)
+
+    migrated, ready = start_together(job, app, cluster, pods, 180)
+
+    assert_succeeded([migrated, ready])
+    assert pg_database.revisions() == [revisions.head]
+    complete, answer = event(migrated, "migration_complete"), event(ready, "ready")
+    assert complete["applied"] == 3 and answer["revision"] == revisions.head
+    assert answer["polls"] > 1, "the initContainer found the database behind and waited"
+    assert stamp(complete) <= stamp(answer), "the app may start only after the migration is complete"
+    assert stamp(answer) - stamp(complete) < 5, "and within a few polls of it"
+    # The app's role logged in as itself and never took the lock; the migrator owns what the Job created.
+    assert not any(e.get("event") == "lock_acquired" for e in ready.events())
+    owners = pg_database.rows("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'")
+    assert owners == [(pg_roles[0].split("://")[1].split("@")[0],)]
+
+
+def test_a_failed_migration_keeps_the_app_waiting_until_its_timeout_then_exit_8(
+        sidecar_image, pg_database, pg_roles, revisions, pods, tmp_path):
+    (first,) = revisions.chain(1)
+    failing = revisions.failing()
+    example = build_example(tmp_path / "chart", revisions_dir=revisions.dir)
+    job, app, cluster = job_and_app(example, sidecar_image, pg_roles, ready_timeout=6)
+
+    started = time.time()
+    migrated, ready = start_together(job, app, cluster, pods, 120)
+
+    assert migrated.returncode == 1, f"{migrated.stdout}\n{migrated.stderr}"
+    assert pg_database.revisions() == [first], "the failing revision was rolled back"
+    assert ready.returncode == 8, f"{ready.stdout}\n{ready.stderr}"
+    failed = event(ready, "failed")
+    line = failed["error"]
+    assert "\n" not in line and "MIGRATE_READY_TIMEOUT" in line and f"reach {failing}" in line, line
+    assert stamp(failed) - started >= 6, "the app waited out its whole timeout"
+    assert not any(e.get("event") == "ready" for e in ready.events())
+    assert line in ready.termination_message, "kubectl describe pod shows the same line"
 
 
 def test_a_wrong_password_fails_the_job_at_once_through_its_pod_failure_policy(

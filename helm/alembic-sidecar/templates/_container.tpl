@@ -11,7 +11,7 @@ render the very same container from the very same values:
 
 {{/* The container as a mapping (no list dash), shared by the Job and the initContainer. */}}
 {{- define "alembic-sidecar.container" -}}
-name: migrate
+name: {{ ternary "ready" "migrate" (hasKey . "ReadyScope") }}
 image: {{ include "alembic-sidecar.image" . | quote }}
 imagePullPolicy: {{ .Values.image.pullPolicy }}
 args: [{{ .Values.command | quote }}]
@@ -74,4 +74,42 @@ terminationMessagePolicy: FallbackToLogsOnError
 - {{ include "alembic-sidecar.copyContainer" . | nindent 2 | trim }}
 {{ end -}}
 - {{ include "alembic-sidecar.container" . | nindent 2 | trim }}
+{{- end }}
+
+{{/*
+The init containers that hold an application pod back until the migration Job has done its work: alembic-sidecar
+ready with the application's own read-only credentials (ready.database) and MIGRATE_READY_TIMEOUT (ready.timeout),
+the revision files from the same source as the Job. Its pod takes alembic-sidecar.readyVolumes, not .volumes.
+*/}}
+{{- define "alembic-sidecar.readyInitContainer" -}}
+{{- include "alembic-sidecar.asReady" (list . "alembic-sidecar.initContainer") }}
+{{- end }}
+
+{{- define "alembic-sidecar.readyVolumes" -}}
+{{- include "alembic-sidecar.asReady" (list . "alembic-sidecar.volumes") }}
+{{- end }}
+
+{{/*
+Renders the template named second with the chart's scope (first) whose values run `ready` as the application: its
+Secret and user instead of the migrator's, never the literal url or password the chart's own Secret holds.
+*/}}
+{{- define "alembic-sidecar.asReady" -}}
+{{- $top := index . 0 }}
+{{- $ready := $top.Values.ready }}
+{{- $database := dict }}
+{{- range $key, $value := $top.Values.database }}{{ $_ := set $database $key $value }}{{ end }}
+{{- $_ := set $database "url" "" }}
+{{- $_ = set $database "password" "" }}
+{{- $_ = set $database "existingSecret" $ready.database.existingSecret }}
+{{- $_ = set $database "urlKey" $ready.database.urlKey }}
+{{- $_ = set $database "passwordKey" $ready.database.passwordKey }}
+{{- $_ = set $database "user" (default $top.Values.database.user $ready.database.user) }}
+{{- $values := dict }}
+{{- range $key, $value := $top.Values }}{{ $_ := set $values $key $value }}{{ end }}
+{{- $_ = set $values "command" "ready" }}
+{{- $_ = set $values "database" $database }}
+{{- $scope := dict "ReadyScope" true }}
+{{- range $key, $value := $top }}{{ $_ := set $scope $key $value }}{{ end }}
+{{- $_ = set $scope "Values" $values }}
+{{- include (index . 1) $scope }}
 {{- end }}

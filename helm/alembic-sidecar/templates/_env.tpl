@@ -42,6 +42,9 @@
 - {name: MIGRATE_DDL_LOCK_TIMEOUT, value: {{ include "alembic-sidecar.seconds" $m.ddlLockTimeout | quote }}}
 {{- end }}
 - {name: MIGRATE_DDL_LOCK_RETRIES, value: {{ $m.ddlLockRetries | int64 | toString | quote }}}
+{{- if eq .Values.command "ready" }}
+- {name: MIGRATE_READY_TIMEOUT, value: {{ include "alembic-sidecar.seconds" .Values.ready.timeout | quote }}}
+{{- end }}
 - {name: MIGRATE_ON_UNKNOWN_REVISION, value: {{ $m.onUnknownRevision | quote }}}
 - {name: MIGRATE_LOG_FORMAT, value: {{ .Values.logFormat | quote }}}
 - {name: MIGRATE_LOG_LEVEL, value: {{ .Values.logLevel | quote }}}
