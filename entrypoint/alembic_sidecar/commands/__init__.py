@@ -130,6 +130,18 @@ class Context:
     def on_watchdog(self) -> None:
         self.watchdog_fired = True
 
+    async def settle_failed_statement(self, exc: BaseException) -> None:
+        """After a statement failed: a dead session is dropped (the server rolls back; rolling back here would wait
+        on it, or log in again), a live one is rolled back."""
+        from ..failures import Fault
+
+        assert self.session is not None and self.database is not None
+        if self.watchdog_fired or self.database.classify(exc) is Fault.UNAVAILABLE:
+            self.connection_lost = True
+            await self.session.abandon()
+        else:
+            await self.session.rollback_quietly()
+
 
 def revs(revisions: Any) -> str:
     """Revisions as the messages show them: sorted, comma-separated, or ``base``."""

@@ -7,7 +7,6 @@ import asyncio
 from .. import alembic_env, drift as drifts
 from ..alembic_env import Project
 from ..errors import PendingRevisions, SidecarError, Signalled
-from ..failures import Fault
 from ..guards import RevisionEscaped, StatementWatchdog, guarded
 from ..logs import get_logger
 from ..session import OWN_STATEMENT_BOUND
@@ -52,10 +51,7 @@ async def drift(context: Context) -> Result:
         raise
     except BaseException as exc:
         original = exc.original if isinstance(exc, RevisionEscaped) else exc
-        if context.watchdog_fired or context.database.classify(original) is Fault.UNAVAILABLE:
-            await session.abandon()
-        else:
-            await session.rollback_quietly()
+        await context.settle_failed_statement(original)
         raise drifts.failure(original, context.database, project, timed_out=context.watchdog_fired) from None
     if found:
         get_logger().warning("drift", differences=found, count=len(found))

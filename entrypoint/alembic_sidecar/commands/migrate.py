@@ -138,11 +138,7 @@ async def _run_alembic(context: Context, destination: str, downgrade: bool, curr
     except (SidecarError, Signalled, asyncio.CancelledError):
         raise
     except BaseException as exc:
-        if context.watchdog_fired or context.database.classify(exc) is Fault.UNAVAILABLE:
-            context.connection_lost = True
-            await session.abandon()  # nothing to roll back on a dead session: the server does it
-        else:
-            await session.rollback_quietly()
+        await context.settle_failed_statement(exc)
         raise migration_failure(context, exc) from None
     finally:
         context.migrating = False

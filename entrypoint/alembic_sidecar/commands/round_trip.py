@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from .. import alembic_env, drift as drifts
 from ..alembic_env import AppliedStep
 from ..errors import ConfigurationError, MigrationFailed, SidecarError, Signalled
-from ..failures import Fault
 from ..guards import RevisionEscaped, StatementWatchdog, guarded
 from ..logs import get_logger
 from ..report import Plan, Step, Steps
@@ -127,11 +126,7 @@ async def _step(context: Context, revision: str, destination: str, heads: tuple[
     except (SidecarError, Signalled, asyncio.CancelledError):
         raise
     except BaseException as exc:
-        if context.watchdog_fired or context.database.classify(exc) is Fault.UNAVAILABLE:
-            context.connection_lost = True
-            await session.abandon()  # nothing to roll back on a dead session: the server does it
-        else:
-            await session.rollback_quietly()
+        await context.settle_failed_statement(exc)
         error = migration_failure(context, exc)
         durations[phase] = round((time.monotonic() - mark) * 1000)
         get_logger().error("round_trip", revision=revision, ok=False, phase=phase, error=error.message,
@@ -183,10 +178,7 @@ async def _catalog(context: Context, read: Any) -> Any:
         raise
     except BaseException as exc:
         original = exc.original if isinstance(exc, RevisionEscaped) else exc
-        if context.watchdog_fired or context.database.classify(original) is Fault.UNAVAILABLE:
-            await session.abandon()
-        else:
-            await session.rollback_quietly()
+        await context.settle_failed_statement(original)
         raise drifts.failure(original, context.database, context.project, timed_out=context.watchdog_fired) \
             from None
 
