@@ -8,6 +8,7 @@ class SidecarError(Exception):
 
     exit_code = 70
     title = "internal error"
+    findings: tuple = ()  # findings.Finding: what the CI reports show for this failure, where it has any
 
     def __init__(self, message: str, *, hint: str | None = None, fault: object = None) -> None:
         super().__init__(message)

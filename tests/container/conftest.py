@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.docker import IMAGES_ENV, REPO, BaseImages, Runner, _read_images_env, build_image, docker
+from tests.fixtures.docker import IMAGE, IMAGES_ENV, REPO, BaseImages, Runner, _read_images_env, build_image, docker
 
 from .support import ContainerSidecar
 
@@ -47,7 +47,7 @@ def python_bases(base_images: BaseImages) -> dict[str, PythonBase]:
 @pytest.fixture(scope="session")
 def sidecar_image_oldest(python_bases: dict[str, PythonBase]) -> str:
     """The real Dockerfile built on the oldest supported CPython's base, once per session."""
-    return build_image("alembic-sidecar:test-oldest", REPO, build_args={"BASE_IMAGE": python_bases["oldest"].image})
+    return build_image(f"{IMAGE}-oldest", REPO, build_args={"BASE_IMAGE": python_bases["oldest"].image})
 
 
 @pytest.fixture

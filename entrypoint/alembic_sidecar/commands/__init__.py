@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..alembic_env import Project
+    from ..findings import Finding
     from ..databases.base import Driver
     from ..endpoint import Endpoint
     from ..report import Reporter
@@ -105,6 +106,7 @@ class Result:
     before: tuple[str, ...] | None = None  # set by upgrade and downgrade: what the parent must prove
     expected: tuple[str, ...] | None = None
     applied: int = 0
+    findings: list[Finding] = field(default_factory=list)  # for the CI reports (warnings of a passing run, ...)
 
 
 @dataclass
