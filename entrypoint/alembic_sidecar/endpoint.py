@@ -213,6 +213,12 @@ def parse_url(raw: str, source: str) -> Endpoint:
     query = parse_qsl(parts.query, keep_blank_values=True)
     if not driver.is_server:
         return _file(backend, parts.netloc, parts.path, query, source)
+    # An '@' past the host, with none before it: a '/' or '?' in the password ended the host part early, so what
+    # reads as host, port, database or parameters holds pieces of the password. Name none of them.
+    if "@" not in parts.netloc and "@" in raw.partition("://")[2][len(parts.netloc):]:
+        raise ConfigurationError(f"{source} has an '@' after its host part: a '/' or '?' in the password (or "
+                                 "user) cut the URL short",
+                                 hint="in a password, '/' is written %2F, '?' %3F and '@' %40")
     params: dict[str, str] = {}
     for key, value in query:
         if key in params:
