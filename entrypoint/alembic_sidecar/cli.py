@@ -8,12 +8,12 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from . import commands, logs
 from .errors import Interrupted, SidecarError, Signalled, unexpected_exception
 from .redaction import redact, secret_values
-from .settings import Settings, from_environ
+from .settings import Settings, from_environ, unknown_variables
 
 # Where Kubernetes mounts the file whose text `kubectl describe pod` shows (terminationMessagePath).
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
@@ -44,6 +44,7 @@ def run(argv: Sequence[str], environ: os._Environ[str] | dict[str, str]) -> int:
         secrets = secret_values(settings)
         _configure_logging(settings)
         logs.add_secrets(secrets)
+        _warn_of_unknown_variables(environ)
         from . import fastpath
 
         summary = fastpath.no_op_summary(settings)
@@ -80,6 +81,12 @@ def _run_full(settings: Settings, started: float) -> tuple[list[str], str]:
 
     outcome = supervise(settings, started)
     return outcome.output, outcome.summary
+
+
+def _warn_of_unknown_variables(environ: Mapping[str, str]) -> None:
+    for name, likely in unknown_variables(environ):
+        hint = f"did you mean {likely}?" if likely else "alembic-sidecar --help lists the settings"
+        logs.get_logger().warning("unknown_setting", variable=name, hint=f"{name} is not a setting: {hint}")
 
 
 def _discard_stdout() -> None:

@@ -417,5 +417,17 @@ def from_environ(environ: Mapping[str, str] | None = None, argv: Sequence[str] =
     return Settings(**values)
 
 
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """The MIGRATE_* variables no setting reads, each with the setting it most resembles: a misspelt name would
+    otherwise change nothing without a word (MIGRATE_TARGTE=abc upgrades to head)."""
+    known = {option.env for option in OPTIONS} | {f"{option.env}_FILE" for option in OPTIONS if option.from_file}
+    unknown = sorted(name for name in environ if name.startswith("MIGRATE_") and name not in known)
+    if not unknown:
+        return []
+    import difflib
+
+    return [(name, next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.75)), None)) for name in unknown]
+
+
 def settings_fields() -> list[str]:
     return [f.name for f in fields(Settings)]

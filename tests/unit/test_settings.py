@@ -259,3 +259,37 @@ def test_a_usage_error_does_not_echo_flag_values(argv):
 def test_a_usage_error_still_names_a_mistyped_command():
     with pytest.raises(ConfigurationError, match="invalid choice: 'upgarde'"):
         from_environ({}, ["upgarde"])
+
+
+# --- MIGRATE_* variables no setting reads ---------------------------------------------------------------------------
+
+def test_a_misspelt_setting_is_named_with_the_setting_it_resembles():
+    from alembic_sidecar.settings import unknown_variables
+
+    found = unknown_variables({"MIGRATE_TARGTE": "abc", "MIGRATE_SOMETHING_ELSE": "1", "MIGRATE_TARGET": "head",
+                               "DATABASE_URL_FILE": "/x", "MIGRATE_LOCK_TIMEOUT": "5", "PATH": "/bin"})
+    assert found == [("MIGRATE_SOMETHING_ELSE", None), ("MIGRATE_TARGTE", "MIGRATE_TARGET")]
+
+
+def test_every_setting_and_its_file_variant_is_known():
+    from alembic_sidecar.settings import unknown_variables
+
+    every = {option.env: "x" for option in OPTIONS} | {f"{o.env}_FILE": "x" for o in OPTIONS if o.from_file}
+    assert unknown_variables(every) == []
+
+
+def test_the_command_line_warns_of_a_misspelt_setting_in_one_event_without_its_value(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "MIGRATE_VERSIONS_DIR": "image/examples/versions",
+           "MIGRATE_ALLOW_DOWNGRDE": "secretvalue"}
+    done = subprocess.run([sys.executable, "-m", "alembic_sidecar.cli", "heads"], env=env, capture_output=True,
+                          text=True, timeout=60, cwd=__file__.rsplit("/tests/", 1)[0])
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [event["event"] for event in events] == ["unknown_setting"]
+    assert events[0]["variable"] == "MIGRATE_ALLOW_DOWNGRDE"
+    assert "did you mean MIGRATE_ALLOW_DOWNGRADE?" in events[0]["hint"]
+    assert "secretvalue" not in done.stderr + done.stdout
