@@ -241,6 +241,24 @@ OPTIONS: tuple[Option, ...] = (
            "module:attribute (importable through MIGRATE_PYTHONPATH): the bundled env.py's target_metadata, so its "
            "naming_convention names constraints, and what `drift` compares the database with.",
            parse=_object_reference, metavar="MODULE:ATTR"),
+    # A fleet: many databases or schemas in one run (fleet.py, targets.py).
+    Option("targets_file", "MIGRATE_TARGETS_FILE", "File listing the fleet's targets, one a line: a full database "
+           "URL, or schema=NAME (PostgreSQL: version table and search_path in that schema) or database=NAME, "
+           "applied to DATABASE_URL or the DB_* settings; blank lines and # comments ignored. Every line is checked "
+           "before any work (exit 2 names the line). Unset: one database.", metavar="PATH"),
+    Option("parallel", "MIGRATE_PARALLEL", "Fleet: how many targets migrate at a time (one supervised process "
+           "and connection each).", default=4, parse=_integer(1, 64, example="4"), metavar="N"),
+    Option("canary", "MIGRATE_CANARY", "Fleet: the first N targets (of this shard) run first; if any fails, no "
+           "other target starts.", default=0, parse=_integer(0, 100000, example="1"), metavar="N"),
+    Option("continue_on_error", "MIGRATE_CONTINUE_ON_ERROR", "Fleet: after the canaries, a failed target does "
+           "not stop the others from starting (false: targets in progress finish, no new one starts).",
+           default=False, parse=_boolean, metavar="BOOL"),
+    Option("shards", "MIGRATE_SHARDS", "Fleet: how many pods share the list (a Kubernetes Indexed Job's "
+           "completions); pod JOB_COMPLETION_INDEX runs the targets whose 0-based position modulo MIGRATE_SHARDS "
+           "is its index.", default=1, parse=_integer(1, 10000, example="4"), metavar="N"),
+    Option("shard_index", "JOB_COMPLETION_INDEX", "Fleet: this pod's shard, from 0; Kubernetes sets it in an "
+           "Indexed Job's pods. Required when MIGRATE_SHARDS > 1.",
+           parse=_integer(0, 9999, example="0"), flag="--shard-index", metavar="INDEX"),
     Option("log_format", "MIGRATE_LOG_FORMAT", "auto (JSON unless stdout is a terminal) | json | console.",
            default="auto", parse=_choice(("auto", "json", "console")), metavar="FORMAT"),
     Option("log_level", "MIGRATE_LOG_LEVEL", "debug | info | warning | error.",
@@ -301,11 +319,20 @@ class Settings:
     lock_name: str = _default("lock_name")
     pythonpath: str | None = _default("pythonpath")
     metadata: str | None = _default("metadata")
+    targets_file: str | None = _default("targets_file")
+    parallel: int = _default("parallel")
+    canary: int = _default("canary")
+    continue_on_error: bool = _default("continue_on_error")
+    shards: int = _default("shards")
+    shard_index: int | None = _default("shard_index")
     log_format: str = _default("log_format")
     log_level: str = _default("log_level")
     termination_log: str | None = _default("termination_log")
     compare_type: bool = _default("compare_type")
     compare_server_default: bool = _default("compare_server_default")
+    # One target of a fleet (targets.py): schema=NAME or database=NAME applied to the endpoint.
+    target_schema: str | None = None
+    target_database: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 

@@ -48,6 +48,12 @@ NON_DEFAULT = {
     "termination_log": ("/tmp/termination", "/tmp/termination"),
     "compare_type": ("false", False),
     "compare_server_default": ("on", True),
+    "targets_file": ("/etc/fleet/targets", "/etc/fleet/targets"),
+    "parallel": ("16", 16),
+    "canary": ("2", 2),
+    "continue_on_error": ("true", True),
+    "shards": ("3", 3),
+    "shard_index": ("2", 2),
 }
 
 SERVER_TIMEOUT = "from 0.001 to 2147483"
@@ -77,6 +83,11 @@ REFUSED = [
     ("MIGRATE_VERSION_TABLE", "a-b", ["plain table name"]),
     ("MIGRATE_LOG_FORMAT", "xml", ["auto, json, console"]),
     ("MIGRATE_LOG_LEVEL", "trace", ["debug, info"]),
+    *[("MIGRATE_PARALLEL", value, ["from 1 to 64"]) for value in ("0", "65", "-1", "two")],
+    *[("MIGRATE_SHARDS", value, ["from 1 to 10000"]) for value in ("0", "10001")],
+    ("MIGRATE_CANARY", "-1", ["from 0 to 100000"]),
+    ("MIGRATE_CONTINUE_ON_ERROR", "sometimes", ["true or false"]),
+    ("JOB_COMPLETION_INDEX", "-1", ["from 0 to 9999"]),
 ]
 
 
@@ -97,7 +108,8 @@ def test_every_option_is_a_settings_field_with_the_same_default():
         assert option.field in defaults, option.env
         assert defaults[option.field] == option.default and type(defaults[option.field]) is type(option.default), \
             f"Settings.{option.field} defaults to {defaults[option.field]!r}, OPTIONS says {option.default!r}"
-    assert set(defaults) - {option.field for option in OPTIONS} == {"command", "sql_range", "extra"}
+    assert set(defaults) - {option.field for option in OPTIONS} == {"command", "sql_range", "extra",
+                                                                     "target_schema", "target_database"}
 
 
 def test_the_non_default_table_covers_every_option():
