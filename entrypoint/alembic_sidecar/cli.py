@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from . import commands, logs
-from .errors import Interrupted, SidecarError, Signalled, unexpected_exception
+from .errors import ConfigurationError, Interrupted, SidecarError, Signalled, unexpected_exception
 from .redaction import redact, secret_values
 from .settings import Settings, from_environ, unknown_variables
 
@@ -45,6 +45,12 @@ def run(argv: Sequence[str], environ: os._Environ[str] | dict[str, str]) -> int:
         _configure_logging(settings)
         logs.add_secrets(secrets)
         _warn_of_unknown_variables(environ)
+        if settings.targets_file is not None:
+            return _run_fleet(settings, started, secrets)
+        if settings.shards > 1:
+            raise ConfigurationError(f"MIGRATE_SHARDS={settings.shards} shares a list of targets, and "
+                                     "MIGRATE_TARGETS_FILE is not set", hint="set MIGRATE_TARGETS_FILE, or unset "
+                                                                             "MIGRATE_SHARDS")
         from . import fastpath
 
         summary = fastpath.no_op_summary(settings)
@@ -87,6 +93,21 @@ def _warn_of_unknown_variables(environ: Mapping[str, str]) -> None:
     for name, likely in unknown_variables(environ):
         hint = f"did you mean {likely}?" if likely else "alembic-sidecar --help lists the settings"
         logs.get_logger().warning("unknown_setting", variable=name, hint=f"{name} is not a setting: {hint}")
+
+
+def _run_fleet(settings: Settings, started: float, secrets: list[str]) -> int:
+    """Many targets (fleet.py): every line checked before any work; the worst target's exit code."""
+    from . import fleet, targets as fleet_targets
+
+    listed = fleet_targets.read(settings)
+    for target in listed:
+        found = [secret for secret in secret_values(target.settings) if secret not in secrets]
+        secrets.extend(found)
+        logs.add_secrets(found)
+    result = fleet.run(settings, fleet_targets.shard(listed, settings), started)
+    line = result.summary if result.code == 0 else f"exit {result.code}: {result.summary}"
+    _write_termination_log(settings, redact(line, secrets))
+    return result.code
 
 
 def _discard_stdout() -> None:

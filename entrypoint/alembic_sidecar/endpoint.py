@@ -119,6 +119,11 @@ def from_settings(settings: Settings, *, fallback_url: str | None = None,
         raise ConfigurationError("no database URL is configured"
                                  + (f": {_listed(given)} {_are(given)} set, but not DB_DRIVER" if given else ""),
                                  hint="set DATABASE_URL, or DB_DRIVER with DB_HOST, DB_USER, DB_PASSWORD and DB_NAME")
+    # One target of a fleet (targets.py): the database or schema its line names.
+    if settings.target_database is not None:
+        endpoint = endpoint.driver.in_database(endpoint, settings.target_database)
+    if settings.target_schema is not None:
+        endpoint = endpoint.driver.in_schema(endpoint, settings.target_schema)
     if not endpoint.is_server:
         return endpoint
     return _settle_tls(_with_tls_settings(endpoint, settings, os.environ if environ is None else environ))

@@ -158,3 +158,15 @@ EXIT_CODES: list[tuple[int, str, str]] = [
     (130, "interrupted by SIGINT", "the current transaction was rolled back and the lock released"),
     (143, "interrupted by SIGTERM", "the current transaction was rolled back and the lock released"),
 ]
+
+
+#: A fleet exits with its worst target's code, the first of this order that any target gave: a failure that needs a
+#: person (a bug, bad settings, bad revisions, a database ahead, a refused login, a failed revision, drift, pending
+#: revisions), then an interruption, then what a rerun can fix (a transient fault, a lock held, a server not up).
+FLEET_ORDER: tuple[int, ...] = (70, 2, 7, 6, 5, 1, 10, 8, 143, 130, 9, 4, 3, 0)
+
+
+def worst(codes: list[int]) -> int:
+    """The code a fleet exits with (an unknown code counts as a bug)."""
+    ranks = [FLEET_ORDER.index(code) if code in FLEET_ORDER else 0 for code in codes]
+    return FLEET_ORDER[min(ranks)] if ranks else 0

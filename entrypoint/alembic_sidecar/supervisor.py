@@ -47,6 +47,7 @@ class Outcome:
 
     summary: str
     output: list[str] = field(default_factory=list)
+    applied: int = 0  # revisions applied or reverted, as the child counted them and the proof confirmed
 
 
 class Reported(SidecarError):
@@ -293,7 +294,8 @@ class _Supervision:
             return Outcome(f"database at {','.join(actual)}, ahead of these revisions (ignored)")
         past = self.settings.target if done.summary == "past the target" else None
         assert done.before is not None
-        return Outcome(migration_complete(done.before, actual, done.applied, self.started, past))
+        return Outcome(migration_complete(done.before, actual, done.applied, self.started, past),
+                       applied=done.applied)
 
 
 class _Reports:

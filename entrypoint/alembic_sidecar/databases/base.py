@@ -65,6 +65,24 @@ class Driver:
         """The TLS mode the URL's files imply where none was set; contradictions are a ConfigurationError."""
         return endpoint
 
+    def in_database(self, endpoint: Endpoint, name: str) -> Endpoint:
+        """A fleet's ``database=NAME`` target: the same server and login, another database."""
+        from dataclasses import replace
+
+        from ..errors import ConfigurationError
+
+        if not self.is_server:
+            raise ConfigurationError(f"database={name} cannot name a {self.title} database, which is a file",
+                                     hint=f"list each {self.title} file as a full URL ({self.names[0]}:///path.db)")
+        return replace(endpoint, database=name)
+
+    def in_schema(self, endpoint: Endpoint, name: str) -> Endpoint:
+        """A fleet's ``schema=NAME`` target: the session's default schema; the version table goes there too."""
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError(f"schema={name} needs PostgreSQL; {self.title} has no schemas apart from databases",
+                                 hint="list the tenant as database=NAME (or a full URL) instead")
+
     def tls_arguments(self, endpoint: Endpoint) -> dict[str, Any]:
         """The driver's TLS keyword arguments for ``endpoint``, shared by our logins and a user's engines."""
         return {}

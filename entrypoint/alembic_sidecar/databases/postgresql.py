@@ -247,7 +247,18 @@ class Lock:
 
 
 def lock(connection: AsyncConnection, settings: Settings, endpoint: Endpoint, token: str) -> Lock:
-    return Lock(connection, settings.lock_name, token)
+    # A version table in a schema of its own (a fleet's schema=NAME target) has a lock of its own, so that the
+    # tenants of one database migrate side by side; any run that migrates that schema takes the same key.
+    schema = settings.version_table_schema
+    return Lock(connection, f"{settings.lock_name}:{schema}" if schema else settings.lock_name, token)
+
+
+def in_schema(endpoint: Endpoint, name: str) -> Endpoint:
+    """search_path set to the schema alone (after the URL's own `options`), so unqualified names land there."""
+    from dataclasses import replace
+
+    options = tuple(option for option in endpoint.options if option[0] != "search_path")
+    return replace(endpoint, options=(*options, ("search_path", quote_identifier(name))))
 
 
 # Statements whose rows nobody reads: DDL, and DML without RETURNING (a revision's work, Alembic's version UPDATE).
@@ -352,6 +363,7 @@ class PostgreSQL(Driver):
     users_session_settings = staticmethod(users_session_settings)
     make_durable = staticmethod(make_durable)
     lock = staticmethod(lock)
+    in_schema = staticmethod(in_schema)
     kill_statement = staticmethod(kill_statement)
     classify = staticmethod(classify)
 
