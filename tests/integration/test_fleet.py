@@ -308,3 +308,23 @@ def test_a_target_whose_login_is_refused_fails_with_exit_5_and_no_password_in_an
         events = done_events(result)
         assert [events[number]["exit_code"] for number in (1, 2, 3)] == [0, 0, 5]
         assert database.revisions() == [revisions.head]
+
+
+@pytest.mark.parametrize(("bad", "extra", "words"), [
+    (f"postgresql://app:{UNREACHABLE_PASSWORD}@127.0.0.1:0/app", {}, "MIGRATE_TARGETS_FILE line 5"),
+    ("schema=no-dashes", {}, "MIGRATE_TARGETS_FILE line 5"),
+    ("schema=tenant_2", {"MIGRATE_SHARDS": "2"}, "needs JOB_COMPLETION_INDEX"),
+], ids=["port-zero", "bad-schema-name", "shards-without-index"])
+def test_a_bad_list_is_refused_before_any_target_is_touched(bad, extra, words, fleet_of, revisions, sidecar):
+    from .conftest import assert_clean_failure
+
+    revisions.chain(1)
+    fleet = fleet_of("pg-schemas", 2)
+    fleet.write([fleet.members[0].line, fleet.members[1].line, bad])
+
+    result = sidecar.run(env=fleet.settings(**extra))
+
+    assert_clean_failure(result, 2, words)
+    assert not result.named("target_done") and not result.named("database_ready")
+    assert [member.revisions() for member in fleet.members] == [[], []]
+    assert sidecar.termination_log.read_text().startswith("exit 2 (configuration error): ")
