@@ -393,6 +393,19 @@ def _without_flag_values(error: ConfigurationError, argv: Sequence[str]) -> Conf
     return ConfigurationError(message, hint=error.hint)
 
 
+#: The fleet's events, as `--help` and the README show them (tests/integration/test_fleet.py checks their fields).
+FLEET_SAMPLE = (
+    '{"target": "schema=tenant_7", "line": 9, "outcome": "failed", "exit_code": 1, "applied": 0, '
+    '"duration_ms": 412, "kind": "migration failed", "error": "revision 0003 (add invoices) failed: ...", '
+    '"event": "target_done", "level": "error", "timestamp": "2026-12-05T01:02:03.456789Z"}\n'
+    '{"targets": 200, "migrated": 197, "unchanged": 1, "failed": 2, "interrupted": 0, "not_started": 0, '
+    '"exit_code": 1, "stopped": null, "duration_ms": 24180, "failed_targets": [{"target": "schema=tenant_7", '
+    '"line": 9, "exit_code": 1, "kind": "migration failed", "error": "revision 0003 (add invoices) failed: ..."}, '
+    '{"target": "postgresql://app:***@db-eu-2:5432/shop", "line": 40, "exit_code": 3, "kind": "database not '
+    'reachable in time", "error": "..."}], "event": "fleet_complete", "level": "error", '
+    '"timestamp": "2026-12-05T01:02:27.001122Z"}')
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("settings (each flag overrides its environment variable)")
@@ -406,7 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
         prog="alembic-sidecar", parents=[common],
         description="Wait for the database, take a lock and run Alembic's upgrade through SQLAlchemy's "
-                    "asyncio engine. Exit codes are listed in the README.")
+                    "asyncio engine. Exit codes are listed in the README.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="many databases (MIGRATE_TARGETS_FILE): one target_done event per target, then one fleet_complete;\n"
+               "the exit code is the worst target's (1, 2, 5, 6, 7 before 143/130 before 3, 4, 9):\n" + FLEET_SAMPLE)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
     for command in commands.COMMANDS:
         sub = subparsers.add_parser(command.name, parents=[common], help=command.help, description=command.help)

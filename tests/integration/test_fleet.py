@@ -8,6 +8,7 @@ listens on (with a password, which no output may show).
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 from collections import Counter
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from alembic_sidecar.settings import FLEET_SAMPLE
 from tests.fixtures.databases import (MARIADB_HOST, MARIADB_PORT, PG_HOST, PG_PORT, Database, _MySession,
                                       _pg_admin, free_port, random_name, register_secret)
 from tests.fixtures.revisions import LOG_TABLE
@@ -198,6 +200,11 @@ def test_without_continue_on_error_a_failure_starts_no_new_target(kind, fleet_of
     assert (summary["migrated"], summary["failed"], summary["not_started"], summary["stopped"]) == (1, 1, 2, "failure")
     assert [member.revisions() for member in fleet.members] == [[revisions.head], [], [], []]
     assert "2 not started" in sidecar.termination_log.read_text()
+    # The sample that --help and the README show has the fields of the real events.
+    sample_failed, sample_summary = (json.loads(line) for line in FLEET_SAMPLE.splitlines())
+    assert set(done_events(result)[2]) == set(sample_failed)
+    assert set(summary) == set(sample_summary)
+    assert set(summary["failed_targets"][0]) == set(sample_summary["failed_targets"][0])
 
 
 @pytest.mark.parametrize("kind", ("pg-databases", "mariadb-databases"))
