@@ -20,13 +20,12 @@ import os
 import selectors
 import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from . import logs
 from .errors import SidecarError, worst
 from .settings import Settings
-from .supervisor import _read_all
+from .supervisor import owning_signals, read_all
 from .targets import Target
 
 # At most this much of a target's error travels on the pipe, so that each report is one atomic write (PIPE_BUF).
@@ -122,7 +121,7 @@ class _Pool:
         selector.register(report_read, selectors.EVENT_READ)
         selector.register(wake_read, selectors.EVENT_READ)
         try:
-            with self._owning_signals():
+            with owning_signals(self.signals, wake_write):
                 self._loop(selector)
         finally:
             selector.close()
@@ -144,7 +143,7 @@ class _Pool:
                 return
             for key, _ in selector.select(1.0):
                 if key.fd == self.wake_read:
-                    _read_all(self.wake_read)
+                    read_all(self.wake_read)
                 else:
                     self._read_reports()
 
@@ -195,7 +194,7 @@ class _Pool:
                 self._ended(index, os.waitstatus_to_exitcode(status), started)
 
     def _read_reports(self) -> None:
-        self.buffer += _read_all(self.report_read)
+        self.buffer += read_all(self.report_read)
         *lines, self.buffer = self.buffer.split(b"\n")
         for line in lines:
             report = json.loads(line)
@@ -218,33 +217,17 @@ class _Pool:
             elif not self.continue_on_error:
                 self.halted = "failure"
 
-    def _on_signal(self, signum: int, frame: object) -> None:
-        self.signals.append(signum)
-
-    @contextlib.contextmanager
-    def _owning_signals(self) -> Iterator[None]:
-        from .supervisor import SIGNAL_EXIT
-
-        previous = {signum: signal.signal(signum, self._on_signal) for signum in (*SIGNAL_EXIT, signal.SIGCHLD)}
-        signal.set_wakeup_fd(self.wake_write, warn_on_full_buffer=False)
-        try:
-            yield
-        finally:
-            signal.set_wakeup_fd(-1)
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-
 
 def _target_process(target: Target, index: int, report_fd: int, parent: int) -> int:
     """In the forked target process: one single-database run; its report to the fleet; its exit code."""
     from .errors import Interrupted, Signalled, unexpected_exception
-    from .supervisor import SIGNAL_EXIT, _die_with, raise_signalled
+    from .supervisor import SIGNAL_EXIT, die_with, raise_signalled
 
     signal.set_wakeup_fd(-1)
     for signum in SIGNAL_EXIT:
         signal.signal(signum, raise_signalled)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    _die_with(parent)
+    die_with(parent)
     logs.bind(target=target.label)
     report: dict[str, object] = {"index": index, "code": 0, "applied": 0}
     try:

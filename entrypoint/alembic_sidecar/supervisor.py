@@ -63,6 +63,22 @@ def raise_signalled(signum: int, frame: object) -> None:
     raise Signalled(signum)
 
 
+@contextlib.contextmanager
+def owning_signals(received: list[int], wake_fd: int) -> Iterator[None]:
+    """SIGTERM, SIGINT and SIGCHLD appended to ``received``; each also wakes a select() on ``wake_fd``'s pipe."""
+    def record(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    previous = {signum: signal.signal(signum, record) for signum in (*SIGNAL_EXIT, signal.SIGCHLD)}
+    signal.set_wakeup_fd(wake_fd, warn_on_full_buffer=False)
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(-1)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 # -- the parent -------------------------------------------------------------------------------------------------
 
 def supervise(settings: Settings, started: float) -> Outcome:
@@ -79,7 +95,7 @@ def supervise(settings: Settings, started: float) -> Outcome:
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child
-            _die_with(parent)
+            die_with(parent)
             for fd in (report_read, wake_read, wake_write):
                 os.close(fd)
             os._exit(_child(settings, Reporter(report_write), elapsed))
@@ -103,19 +119,8 @@ class _Supervision:
         status = self._wait_for_child()
         return self._verdict(status)
 
-    def _on_signal(self, signum: int, frame: object) -> None:
-        self.signals.append(signum)
-
-    @contextlib.contextmanager
-    def owning_signals(self) -> Iterator[None]:
-        previous = {signum: signal.signal(signum, self._on_signal) for signum in (*SIGNAL_EXIT, signal.SIGCHLD)}
-        signal.set_wakeup_fd(self.wake_write, warn_on_full_buffer=False)
-        try:
-            yield
-        finally:
-            signal.set_wakeup_fd(-1)
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+    def owning_signals(self) -> contextlib.AbstractContextManager[None]:
+        return owning_signals(self.signals, self.wake_write)
 
     def _wait_for_child(self) -> int:
         deadline = self.started + self.settings.run_timeout if self.settings.run_timeout else None
@@ -154,7 +159,7 @@ class _Supervision:
                         self._drain()
                         quiet_until = time.monotonic() + REPORT_BATCH
                     else:
-                        _read_all(self.wake_read)
+                        read_all(self.wake_read)
         finally:
             selector.close()
             signals_only.close()
@@ -184,7 +189,7 @@ class _Supervision:
                 ours = status
 
     def _drain(self) -> None:
-        chunk = _read_all(self.report_fd)
+        chunk = read_all(self.report_fd)
         if chunk:
             self.reports.take(chunk)
 
@@ -367,7 +372,7 @@ class _Unreadable(Exception):
     """The version table could not be read (no login, no answer in time); the message says why in one line."""
 
 
-def _read_all(fd: int) -> bytes:
+def read_all(fd: int) -> bytes:
     chunks = []
     while True:
         try:
@@ -382,7 +387,7 @@ def _read_all(fd: int) -> bytes:
 
 # -- the child --------------------------------------------------------------------------------------------------
 
-def _die_with(parent: int) -> None:
+def die_with(parent: int) -> None:
     """End this child when the parent that forked it dies, however it dies (SIGKILL, the OOM killer).
 
     Outside a container nothing else does: the child would be re-parented and go on migrating, unsupervised, with
