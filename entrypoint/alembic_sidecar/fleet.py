@@ -33,6 +33,7 @@ ERROR_CHARS = 2000
 # The termination message names at most this many failed targets (Kubernetes keeps 4096 bytes of it).
 NAMED_FAILURES = 3
 INTERRUPTED = (130, 143)
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 @dataclass
@@ -169,6 +170,9 @@ class _Pool:
         target = self.results[index].target
         logs.flush_streams()  # what is buffered now would otherwise be written twice
         parent = os.getpid()
+        # Blocked across the fork: a SIGTERM the fleet forwards cannot reach the new process before its own
+        # handlers are in place (it would be lost there); the new process unblocks once they are.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         pid = os.fork()
         if pid == 0:
             code = 70
@@ -179,6 +183,7 @@ class _Pool:
             finally:
                 os._exit(code)
         self.running[pid] = (index, time.monotonic())
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     def _reap(self) -> None:
         while self.running:
@@ -231,6 +236,7 @@ def _target_process(target: Target, index: int, report_fd: int, parent: int) -> 
     logs.bind(target=target.label)
     report: dict[str, object] = {"index": index, "code": 0, "applied": 0}
     try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         from . import fastpath
         from .supervisor import supervise
 
