@@ -9,6 +9,7 @@ class SidecarError(Exception):
     exit_code = 70
     title = "internal error"
     findings: tuple = ()  # findings.Finding: what the CI reports show for this failure, where it has any
+    applied = 0  # revisions of the failed run that stay applied, as the supervisor read them back (a fleet shows it)
 
     def __init__(self, message: str, *, hint: str | None = None, fault: object = None) -> None:
         super().__init__(message)

@@ -256,7 +256,8 @@ def _target_process(target: Target, index: int, report_fd: int, parent: int) -> 
 
 
 def _failure(error: SidecarError) -> dict[str, object]:
-    return {"code": error.exit_code, "kind": error.title, "error": logs.redacted(str(error))[:ERROR_CHARS]}
+    return {"code": error.exit_code, "kind": error.title, "error": logs.redacted(str(error))[:ERROR_CHARS],
+            "applied": error.applied}
 
 
 def _log_target(result: TargetResult) -> None:

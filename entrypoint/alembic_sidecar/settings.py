@@ -395,7 +395,7 @@ def _without_flag_values(error: ConfigurationError, argv: Sequence[str]) -> Conf
 
 #: The fleet's events, as `--help` and the README show them (tests/integration/test_fleet.py checks their fields).
 FLEET_SAMPLE = (
-    '{"target": "schema=tenant_7", "line": 9, "outcome": "failed", "exit_code": 1, "applied": 0, '
+    '{"target": "schema=tenant_7", "line": 9, "outcome": "failed", "exit_code": 1, "applied": 2, '
     '"duration_ms": 412, "kind": "migration failed", "error": "revision 0003 (add invoices) failed: ...", '
     '"event": "target_done", "level": "error", "timestamp": "2026-12-05T01:02:03.456789Z"}\n'
     '{"targets": 200, "migrated": 197, "unchanged": 1, "failed": 2, "interrupted": 0, "not_started": 0, '

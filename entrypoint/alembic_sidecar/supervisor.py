@@ -114,6 +114,7 @@ class _Supervision:
         self.kill_at: float | None = None
         self.killed = False
         self.state: str | None = None
+        self.kept = 0  # after a failure: how many of this run's revisions the database still holds, as read
 
     def run(self) -> Outcome:
         status = self._wait_for_child()
@@ -203,6 +204,7 @@ class _Supervision:
             if password:
                 error.message = redact(error.message, secret_forms([password]))
                 error.hint = redact(error.hint, secret_forms([password])) if error.hint else error.hint
+            error.applied = self.kept
             raise
 
     def _verdict_of(self, status: int) -> Outcome:
@@ -257,6 +259,7 @@ class _Supervision:
             return f"{known} (the version table could not be read back: {why})"
         at = ",".join(actual) or "base"
         undone = _undone(plan.before, progress, actual)
+        self.kept = _kept(plan.before, progress, actual)
         if not undone:
             return f"the database is at {at}"
         from .logs import get_logger
@@ -334,6 +337,14 @@ class _Reports:
             if revision not in applied:
                 return f"revision file {path}"
         return "the migration process"
+
+
+def _kept(before: tuple[str, ...], progress: list[Step], actual: tuple[str, ...]) -> int:
+    """How many of the run's steps stay: those before the last point of the run that matches the database (0 when it
+    matches none)."""
+    states = [tuple(sorted(before))] + [tuple(sorted(report.heads)) for report in progress]
+    matching = [index for index, state in enumerate(states) if state == actual]
+    return len({report.revision for report in progress[:matching[-1]]}) if matching else 0
 
 
 def _undone(before: tuple[str, ...], progress: list[Step], actual: tuple[str, ...]) -> list[str]:

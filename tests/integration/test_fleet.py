@@ -156,7 +156,8 @@ def test_a_broken_and_an_unreachable_target_are_reported_the_rest_migrated_and_a
     assert_exit(result, 1)  # a failed revision needs a person: it outranks the unreachable target's 3
     events = done_events(result)
     assert sorted(events) == [1, 2, 3, 4, 5, 6]
-    assert (events[2]["outcome"], events[2]["exit_code"], events[2]["kind"]) == ("failed", 1, "migration failed")
+    assert (events[2]["outcome"], events[2]["exit_code"], events[2]["kind"], events[2]["applied"]) == \
+        ("failed", 1, "migration failed", 2)  # the two revisions before the failing one stay
     assert failing in events[2]["error"]
     assert (events[4]["outcome"], events[4]["exit_code"]) == ("failed", 3)
     assert "***" in events[4]["target"] and "127.0.0.1" in events[4]["target"]
