@@ -105,6 +105,7 @@ def _run_fleet(settings: Settings, started: float, secrets: list[str]) -> int:
         secrets.extend(found)
         logs.add_secrets(found)
     result = fleet.run(settings, fleet_targets.shard(listed, settings), started)
+    # The CI reports (issue 16) take their `targets` from here: result.results, one TargetResult per target.
     line = result.summary if result.code == 0 else f"exit {result.code}: {result.summary}"
     _write_termination_log(settings, redact(line, secrets))
     return result.code
