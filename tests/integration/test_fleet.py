@@ -336,3 +336,26 @@ def test_a_bad_list_is_refused_before_any_target_is_touched(bad, extra, words, f
     assert not result.named("target_done") and not result.named("database_ready")
     assert [member.revisions() for member in fleet.members] == [[], []]
     assert sidecar.termination_log.read_text().startswith("exit 2 (configuration error): ")
+
+
+def test_a_fleet_and_a_single_run_of_the_same_schema_never_apply_a_revision_twice(fleet_of, revisions, sidecar,
+                                                                                     tmp_path):
+    marker = tmp_path / "slow-started"
+    revisions.chain(1)
+    revisions.slow(2, marker)
+    fleet = fleet_of("pg-schemas", 2)
+    fleet.write([member.line for member in fleet.members])
+    schema = fleet.members[0].schema
+    single = sidecar.start(env={"DATABASE_URL": f"{fleet.base.url}?options=-csearch_path%3D{schema}",
+                                "MIGRATE_VERSION_TABLE_SCHEMA": schema, "MIGRATE_LOG_FORMAT": "json"})
+    wait_until(marker.exists, timeout=30, what="the single run's slow revision to start")
+
+    result = sidecar.run(env=fleet.settings())
+
+    assert_exit(single.wait(60), 0)
+    assert_exit(result, 0)
+    assert done_events(result)[1]["applied"] == 0  # it waited for the single run's lock, then found it done
+    waited = [event for event in result.named("lock_acquired") if event["target"] == f"schema={schema}"]
+    assert waited and waited[0]["waited_ms"] > 200, waited
+    for member in fleet.members:
+        assert member.applied() == Counter({rev: 1 for rev in revisions.ids}), member.line
