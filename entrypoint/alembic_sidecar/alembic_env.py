@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import revisions
 from .errors import ConfigurationError, RevisionError, UnknownDatabaseRevision
@@ -293,13 +293,15 @@ def migrate(project: Project, connection: Connection | None, destination: str, *
 
 
 def offline_sql(project: Project, url: str, revision_range: str, version_table: str,
-                version_table_schema: str | None = None) -> None:
-    """Alembic's offline mode: write the upgrade's SQL to stdout without connecting."""
+                version_table_schema: str | None = None, output: TextIO | None = None) -> None:
+    """Alembic's offline mode: write the upgrade's SQL to ``output`` (default: stdout) without connecting."""
     from alembic.runtime.environment import EnvironmentContext
     from alembic.util import CommandError
 
     script = project.script
     config = project.alembic_config()
+    if output is not None:
+        config.output_buffer = output  # a user's env.py gets it too, unless it passes an output_buffer of its own
     config.attributes["offline_url"] = url
     config.attributes["configure_options"] = {"version_table": version_table,
                                               "version_table_schema": version_table_schema}

@@ -66,6 +66,11 @@ def run(argv: Sequence[str], environ: os._Environ[str] | dict[str, str]) -> int:
         name, code = SIGNAL_EXIT[signal.Signals(exc.signum)]
         return _fail(settings, Interrupted(name, code, f"interrupted by {name} before any change"), secrets)
     except SidecarError as exc:
+        if exc.findings and settings is not None and commands.get(settings.command).answers_on_stdout:
+            from .findings import as_line
+
+            for finding in exc.findings:  # the answer of `lint`: one line per finding, as linters print them
+                print(redact(as_line(finding), secrets))
         return _fail(settings, exc, secrets)
     except Exception as exc:  # a bug: say so in one line, never a traceback that could carry a secret
         if isinstance(exc, BrokenPipeError):

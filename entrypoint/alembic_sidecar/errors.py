@@ -101,6 +101,18 @@ class SchemaDrift(SidecarError):
     title = "schema drift"
 
 
+class RiskyMigration(SidecarError):
+    """``lint`` found error-level findings: statements that lock or rewrite a busy table, or break the application
+    version still running."""
+
+    exit_code = 11
+    title = "risky migration"
+
+    def __init__(self, message: str, *, hint: str | None = None, findings: tuple = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.findings = findings
+
+
 class Interrupted(SidecarError):
     """SIGTERM or SIGINT arrived; the current transaction was rolled back and the lock released."""
 
@@ -155,6 +167,10 @@ EXIT_CODES: list[tuple[int, str, str]] = [
      "`drift` only: the database and your models (MIGRATE_METADATA, or your env.py's target_metadata) differ; the "
      "`drift` log event lists each difference; write the missing revision (`alembic revision --autogenerate`) or "
      "fix the models"),
+    (RiskyMigration.exit_code, RiskyMigration.title,
+     "`lint` only: a revision locks or rewrites a table, or drops or renames what the running application uses; "
+     "each finding is printed as `file:line: error [rule] ...` with what to do instead; fix the revision, or turn "
+     "the rule off (MIGRATE_LINT_IGNORE, or a `# alembic-sidecar lint-ignore: RULE` comment in the revision file)"),
     (SidecarError.exit_code, SidecarError.title, "a bug in alembic-sidecar; please report it with the log"),
     (130, "interrupted by SIGINT", "the current transaction was rolled back and the lock released"),
     (143, "interrupted by SIGTERM", "the current transaction was rolled back and the lock released"),

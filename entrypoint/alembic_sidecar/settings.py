@@ -120,6 +120,10 @@ def _object_reference(raw: str) -> str:
     return f"{module}:{attribute}"
 
 
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
+
+
 def _text(raw: str) -> str | None:
     return raw or None
 
@@ -275,6 +279,11 @@ OPTIONS: tuple[Option, ...] = (
            "(Alembic's compare_server_default; on PostgreSQL Alembic evaluates both in a SELECT). With "
            "ALEMBIC_CONFIG your env.py decides, and `drift` refuses true (exit 2).",
            default=False, parse=_boolean, metavar="BOOL"),
+    Option("lint_ignore", "MIGRATE_LINT_IGNORE", "`lint` rules to turn off, comma-separated (names in "
+           "docs/reference.md#lint-rules); a revision file turns rules off for itself with a comment "
+           "`# alembic-sidecar lint-ignore: RULE, RULE`.", default=(), parse=_names, metavar="RULES"),
+    Option("lint_since", "MIGRATE_LINT_SINCE", "`lint` only the revisions after this one (a pull request's base "
+           "revision); unset: every revision, or the RANGE argument.", metavar="REV"),
 )
 
 
@@ -330,6 +339,8 @@ class Settings:
     termination_log: str | None = _default("termination_log")
     compare_type: bool = _default("compare_type")
     compare_server_default: bool = _default("compare_server_default")
+    lint_ignore: tuple[str, ...] = _default("lint_ignore")
+    lint_since: str | None = _default("lint_since")
     # One target of a fleet (targets.py): schema=NAME or database=NAME applied to the endpoint.
     target_schema: str | None = None
     target_database: str | None = None

@@ -54,6 +54,8 @@ NON_DEFAULT = {
     "continue_on_error": ("true", True),
     "shards": ("3", 3),
     "shard_index": ("2", 2),
+    "lint_ignore": (" ban-drop-column, renaming-table,,ban-drop-column ", ("ban-drop-column", "renaming-table")),
+    "lint_since": ("abc123", "abc123"),
 }
 
 SERVER_TIMEOUT = "from 0.001 to 2147483"

@@ -8,9 +8,11 @@ the URL parser needs (names, ports, parameters) cost no driver import.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
+    from ..linting import Rule
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     from ..endpoint import Endpoint
@@ -58,6 +60,8 @@ class Driver:
     ddl_rollback_note: ClassVar[str] = ""
     #: The statement that gives a session's id for ``kill_statement`` (None: no server to ask).
     backend_id_query: ClassVar[str | None] = None
+    #: `lint`'s rules of this database's own linter (the rules every database shares are in linting.py).
+    lint_rules: ClassVar[tuple[Rule, ...]] = ()
 
     # -- logging in --------------------------------------------------------------------------------------------------
 
@@ -180,3 +184,8 @@ class Driver:
     def missing_privilege(self, reason: str) -> str | None:
         """The privilege a refused statement lacked, read from the server's words in ``reason``; None if unsaid."""
         return None
+
+    def lint(self, revisions: Sequence[Sequence[str]]) -> list[set[tuple[int, str]]]:
+        """For each revision's statements (offline SQL, in order), the (statement index, rule name) pairs this
+        database's linter finds, linting each revision on its own."""
+        return [set() for _ in revisions]

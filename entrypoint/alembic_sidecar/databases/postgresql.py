@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from .. import tls
 from ..errors import ConfigurationError
 from ..failures import Fault, causes, connection_broken, sqlstate, tls_fault
-from . import KEEPALIVE_COUNT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, USER_TIMEOUT_MS, bound_socket, quote_identifier
+from . import KEEPALIVE_COUNT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, USER_TIMEOUT_MS, bound_socket, quote_identifier, squawk
 from .base import Driver
 
 if TYPE_CHECKING:
@@ -351,6 +351,7 @@ class PostgreSQL(Driver):
     transactional_ddl = True
     # How a session names itself, so that another session can end it (kill_statement).
     backend_id_query = "SELECT pg_backend_pid()"
+    lint_rules = squawk.RULES
 
     tls_arguments = staticmethod(tls_arguments)
     settle_tls = staticmethod(settle_tls)
@@ -366,6 +367,7 @@ class PostgreSQL(Driver):
     in_schema = staticmethod(in_schema)
     kill_statement = staticmethod(kill_statement)
     classify = staticmethod(classify)
+    lint = staticmethod(squawk.lint)
 
     async def abort(self, raw: Any) -> None:
         raw.terminate()
