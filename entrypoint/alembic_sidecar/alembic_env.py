@@ -315,3 +315,14 @@ def offline_sql(project: Project, url: str, revision_range: str, version_table: 
     except CommandError as exc:
         raise RevisionError(f"cannot render {revision_range!r}: {exc}",
                             hint="name revisions listed by `alembic-sidecar history`") from None
+    except Exception as exc:  # a revision's own code, or an operation this database cannot render offline
+        import traceback
+
+        directories = tuple(os.path.join(os.path.abspath(path), "") for path in project.versions_dirs)
+        frames = [frame for frame in traceback.extract_tb(exc.__traceback__)
+                  if os.path.abspath(frame.filename).startswith(directories)]
+        where = f" at {frames[-1].filename}, line {frames[-1].lineno}" if frames else ""
+        text = (str(exc).strip().splitlines() or [""])[0]
+        raise RevisionError(f"rendering {revision_range!r} offline raised {type(exc).__name__}"
+                            f"{': ' + text if text else ''}{where}",
+                            hint="fix that revision for this database (where its ALTER is limited: op.batch_alter_table)") from None
