@@ -1,8 +1,8 @@
 """PostgreSQL's `lint` rules, run by squawk (the `squawk-cli` wheel's binary) on PostgreSQL's own grammar.
 
-Each revision is one input file, wrapped in BEGIN/COMMIT as the sidecar runs it (one transaction per revision;
+Each revision is one input, wrapped in BEGIN/COMMIT as the sidecar runs it (one transaction per revision;
 Alembic's ``autocommit_block()`` writes its COMMIT/BEGIN inside), so squawk sees what runs in a transaction and
-exempts only tables created earlier in the same revision. One squawk run lints every revision.
+exempts only tables created earlier in the same revision. One squawk run lints up to 256 revisions.
 
 squawk's ``require-statement-timeout`` and ``require-lock-timeout`` are not used: the sidecar sets those timeouts on
 its own session (MIGRATE_STATEMENT_TIMEOUT, MIGRATE_DDL_LOCK_TIMEOUT), which squawk cannot see in the SQL.
@@ -10,13 +10,14 @@ its own session (MIGRATE_STATEMENT_TIMEOUT, MIGRATE_DDL_LOCK_TIMEOUT), which squ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sysconfig
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from ..errors import ConfigurationError, unexpected
 from ..findings import ERROR, WARNING
@@ -53,6 +54,7 @@ RULES = (
          "review it by hand; report it to squawk if PostgreSQL accepts it"),
 )
 _NAMES = frozenset(rule.name for rule in RULES)
+_PER_RUN = 256  # revisions per squawk run: each is an open file descriptor while it runs
 # squawk asks for NOT VALID on UNIQUE and PRIMARY KEY constraints too, which cannot have it: the rule that says what
 # to do instead wins.
 _SUPERSEDES = {"disallowed-unique-constraint": "constraint-missing-not-valid",
@@ -64,32 +66,40 @@ def executable() -> str:
     beside = os.path.join(sysconfig.get_path("scripts"), "squawk")
     found = beside if os.access(beside, os.X_OK) else shutil.which("squawk")
     if found is None:
-        raise ConfigurationError("`lint` needs squawk for PostgreSQL's rules, and it is not installed",
-                                 hint="install the squawk-cli package beside alembic-sidecar")
+        raise ConfigurationError("`lint` needs squawk for PostgreSQL's rules, and this image has none (the deploy "
+                                 "image leaves it out to stay small)",
+                                 hint="run `lint` in the CI image, tag 0.1.0-ci (Dockerfile target ci), or install "
+                                      "the squawk-cli package beside alembic-sidecar")
     return found
 
 
 def lint(revisions: Sequence[Sequence[str]]) -> list[set[tuple[int, str]]]:
-    """Lint each revision as a file of its own in one squawk run; map squawk's lines back to statement indexes."""
+    """Lint each revision as an input of its own; map squawk's lines back to statement indexes."""
+    found: list[set[tuple[int, str]]] = []
+    for first in range(0, len(revisions), _PER_RUN):
+        found += _lint_run(revisions[first:first + _PER_RUN])
+    for hits in found:
+        for statement, name in list(hits):
+            if name in _SUPERSEDES:
+                hits.discard((statement, _SUPERSEDES[name]))
+    return found
+
+
+def _lint_run(revisions: Sequence[Sequence[str]]) -> list[set[tuple[int, str]]]:
     found: list[set[tuple[int, str]]] = [set() for _ in revisions]
-    if not any(revisions):
-        return found
-    with tempfile.TemporaryDirectory(prefix="alembic-sidecar-lint-") as directory:
-        starts: list[list[int]] = []  # per revision: the first line (0-based) of each statement
-        paths = []
-        for number, statements in enumerate(revisions):
-            lines, first = ["BEGIN;"], []
-            for sql in statements:
-                first.append(len(lines))
-                lines += sql.splitlines()
-            lines.append("COMMIT;")
-            path = os.path.join(directory, f"{number}.sql")
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write("\n".join(lines) + "\n")
-            starts.append(first)
-            paths.append(path)
-        command = [executable(), "--reporter", "json", "--no-error-on-unmatched-pattern", *paths]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    starts: list[list[int]] = []  # per revision: the first line (0-based) of each statement
+    texts = []
+    for statements in revisions:
+        lines, first = ["BEGIN;"], []
+        for sql in statements:
+            first.append(len(lines))
+            lines += sql.splitlines()
+        lines.append("COMMIT;")
+        starts.append(first)
+        texts.append("\n".join(lines) + "\n")
+    with _inputs(texts) as (paths, fds):
+        done = subprocess.run([executable(), "--reporter", "json", *paths], capture_output=True, text=True,
+                              check=False, pass_fds=fds)
     try:
         violations = json.loads(done.stdout)
     except ValueError:
@@ -97,16 +107,33 @@ def lint(revisions: Sequence[Sequence[str]]) -> list[set[tuple[int, str]]]:
         raise unexpected(f"squawk exited {done.returncode}: {message}") from None
     index_of = {path: number for number, path in enumerate(paths)}
     for violation in violations:
-        name = violation.get("rule_name")
-        number = index_of.get(violation.get("file"))
-        if name not in _NAMES or number is None:
-            continue
-        first = starts[number]
-        statement = max((index for index, line in enumerate(first) if line <= violation["line"]), default=None)
-        if statement is not None:
-            found[number].add((statement, name))
-    for hits in found:
-        for statement, name in list(hits):
-            if name in _SUPERSEDES:
-                hits.discard((statement, _SUPERSEDES[name]))
+        name, number = violation.get("rule_name"), index_of.get(violation.get("file"))
+        if name in _NAMES and number is not None:
+            statement = max((index for index, line in enumerate(starts[number]) if line <= violation["line"]),
+                            default=None)
+            if statement is not None:
+                found[number].add((statement, name))
     return found
+
+
+@contextlib.contextmanager
+def _inputs(texts: Sequence[str]) -> Iterator[tuple[list[str], list[int]]]:
+    """squawk's input files: in memory (memfd, passed to squawk as /dev/fd/N), since the image's root filesystem may
+    be read-only with no writable /tmp; temporary files where there is no memfd."""
+    if hasattr(os, "memfd_create"):
+        fds = []
+        try:
+            for number, text in enumerate(texts):
+                fds.append(os.memfd_create(f"revision-{number}.sql"))
+                os.write(fds[-1], text.encode())
+            yield [f"/dev/fd/{fd}" for fd in fds], fds
+        finally:
+            for fd in fds:
+                os.close(fd)
+        return
+    with tempfile.TemporaryDirectory(prefix="alembic-sidecar-lint-") as directory:
+        paths = [os.path.join(directory, f"{number}.sql") for number in range(len(texts))]
+        for path, text in zip(paths, texts):
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        yield paths, []
