@@ -50,8 +50,9 @@ RULES = (
     Rule("adding-serial-primary-key-field", ERROR, "a PRIMARY KEY without a prebuilt index builds it under an "
          "ACCESS EXCLUSIVE lock", "create a unique index CONCURRENTLY first, then ADD CONSTRAINT ... PRIMARY KEY "
          "USING INDEX"),
-    Rule("syntax-error", WARNING, "squawk cannot parse this statement, so it was not checked",
-         "review it by hand; report it to squawk if PostgreSQL accepts it"),
+    # squawk checks nothing else in an input it cannot parse: the revision is unchecked, not safe.
+    Rule("syntax-error", ERROR, "squawk cannot parse this statement, so none of this revision was checked",
+         "review the revision by hand, then turn the rule off for it; report the statement to squawk"),
 )
 _NAMES = frozenset(rule.name for rule in RULES)
 _PER_RUN = 256  # revisions per squawk run: each is an open file descriptor while it runs
