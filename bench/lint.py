@@ -100,8 +100,26 @@ def rule_counts(lint_out: str, recipe_out: str) -> dict[str, tuple[int, int]]:
     return {rule: (ours[rule], theirs[rule]) for rule in sorted(rules) if ours[rule] or theirs[rule]}
 
 
+def layer_bytes(image: str) -> int:
+    """The image's layers, uncompressed, as `docker history` counts them (tests/container/test_image.py's way)."""
+    sizes = subprocess.run(["docker", "history", "--no-trunc", "--format", "{{.Size}}", "--human=false", image],
+                           capture_output=True, text=True, check=True).stdout.split()
+    return sum(int(size) for size in sizes)
+
+
+def image_rows(images: Sequence[str]) -> str:
+    """``BASE DEPLOY CI``: what the deploy image and the `ci` target add to their base, and squawk's share."""
+    base, deploy, ci = (layer_bytes(image) for image in images)
+    return (f"\n| image (built from this checkout on `{images[0]}`) | added to the base, uncompressed | bar |\n"
+            f"|---|---|---|\n"
+            f"| deploy (`{images[1]}`, the default target) | {(deploy - base) / 1e6:.1f} MB | < 45 MB |\n"
+            f"| CI (`{images[2]}`, `--target ci`: plus squawk) | {(ci - base) / 1e6:.1f} MB "
+            f"(squawk {(ci - deploy) / 1e6:.1f} MB) | none |\n")
+
+
 def section(command: str, started: str, count: int, sidecar: float, recipe: float, findings: tuple[int, int],
-            by_rule: dict[str, tuple[int, int]], loads: tuple[float, float], facts: Sequence[str]) -> str:
+            by_rule: dict[str, tuple[int, int]], images: str, loads: tuple[float, float],
+            facts: Sequence[str]) -> str:
     ratio = sidecar / recipe
     rules = "\n".join(f"| `{rule}` | {ours} | {theirs} |" for rule, (ours, theirs) in by_rule.items())
     return f"""{START}
@@ -121,7 +139,7 @@ Produced by `{command}` on {started}.
 | rule of `lint`'s set | `lint` | recipe |
 |---|---|---|
 {rules}
-
+{images}
 How: {count} chained revisions, each creating a table with an index and, from the second on, changing the previous
 revision's table (in turn a plain `CREATE INDEX`, a `NOT NULL` column without a default, a type change, a dropped
 column). The recipe runs Alembic's offline mode from an `alembic init -t async` project and pipes it into the same
@@ -143,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--revisions", type=int, default=200)
     parser.add_argument("--bin-dir", default=str(Path(sys.executable).parent),
                         help="the virtual environment's bin directory (alembic-sidecar, alembic, squawk)")
+    parser.add_argument("--images", nargs=3, metavar=("BASE", "DEPLOY", "CI"),
+                        help="also measure what the deploy image and the ci target add to their base (docker)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args(argv)
     command = "cd <repo> && .venv/bin/python bench/lint.py" + (" " + shlex.join(argv) if argv else "")
@@ -168,13 +188,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not sidecar_out.strip() or not recipe_out.strip():
             raise BenchError(f"a run printed no finding:\nlint: {sidecar_out[-500:]}\nrecipe: {recipe_out[-500:]}")
         facts = machine_facts([], bin_dir)
+        images = image_rows(args.images) if args.images else ""
     except (BenchError, OSError, subprocess.SubprocessError) as error:
         print(f"bench broke: {error}", file=sys.stderr)
         return 1
     counted = (len(sidecar_out.splitlines()), sum(": warning:" in line or ": error:" in line
                                                   for line in recipe_out.splitlines()))
     text = section(command, started, args.revisions, sidecar_time, recipe_time, counted,
-                   rule_counts(sidecar_out, recipe_out), (load_at_start, os.getloadavg()[0]), facts)
+                   rule_counts(sidecar_out, recipe_out), images, (load_at_start, os.getloadavg()[0]), facts)
     print(text)
     if not args.no_write:
         write_results(text, START, END)

@@ -61,3 +61,25 @@ def test_a_statement_squawk_cannot_parse_is_an_error_since_its_revision_goes_unc
     assert squawk.lint([["CREATE INDEX ix ON t (id);", "SELECT (;"], ["CREATE INDEX iy ON t (id);"]]) == [
         {(1, "syntax-error")}, {(0, "require-concurrent-index-creation")}]
     assert {rule.name: rule.level for rule in squawk.RULES}["syntax-error"] == "error"
+
+
+def rules_table() -> str:
+    shared = {rule.name for rule in linting.SHARED_RULES}
+    rows = ["| rule | level | databases | what it catches | do this instead |", "|---|---|---|---|---|"]
+    rows += [f"| `{rule.name}` | {rule.level} | {'all' if rule.name in shared else 'PostgreSQL'} | {rule.what} | "
+             f"{rule.instead} |" for rule in [*linting.SHARED_RULES, *squawk.RULES]]
+    return "\n".join(rows) + "\n"
+
+
+def test_the_reference_lists_every_rule_as_the_code_declares_it(repo_root):
+    import re
+
+    path = repo_root / "docs" / "reference.md"
+    text = path.read_text()
+    pattern = re.compile(r"(<!-- lint-rules:start -->\n)(.*?)(<!-- lint-rules:end -->)", re.S)
+    match = pattern.search(text)
+    assert match, "docs/reference.md lacks the lint-rules markers"
+    if os.environ.get("UPDATE_README") == "1":
+        path.write_text(pattern.sub(lambda m: m.group(1) + rules_table() + m.group(3), text))
+        return
+    assert match.group(2) == rules_table(), f"the rules table is stale: run UPDATE_README=1 pytest {__file__}"
