@@ -281,7 +281,7 @@ OPTIONS: tuple[Option, ...] = (
            default=False, parse=_boolean, metavar="BOOL"),
     Option("lint_ignore", "MIGRATE_LINT_IGNORE", "`lint` rules to turn off, comma-separated (names in "
            "docs/reference.md#lint-rules); a revision file turns rules off for itself with a comment "
-           "`# alembic-sidecar lint-ignore: RULE, RULE`.", default=(), parse=_names, metavar="RULES"),
+           "`# alembic-sidecar lint-ignore: RULE, RULE`.", parse=_names, metavar="RULES"),
     Option("lint_since", "MIGRATE_LINT_SINCE", "`lint` only the revisions after this one (a pull request's base "
            "revision); unset: every revision, or the RANGE argument.", metavar="REV"),
 )
@@ -339,7 +339,7 @@ class Settings:
     termination_log: str | None = _default("termination_log")
     compare_type: bool = _default("compare_type")
     compare_server_default: bool = _default("compare_server_default")
-    lint_ignore: tuple[str, ...] = _default("lint_ignore")
+    lint_ignore: tuple[str, ...] | None = _default("lint_ignore")
     lint_since: str | None = _default("lint_since")
     # One target of a fleet (targets.py): schema=NAME or database=NAME applied to the endpoint.
     target_schema: str | None = None

@@ -13,7 +13,7 @@ from .sql import offline_backend
 
 
 def refuse(settings: Settings) -> None:
-    linting.check_names(settings.lint_ignore, "MIGRATE_LINT_IGNORE")
+    linting.check_names(settings.lint_ignore or (), "MIGRATE_LINT_IGNORE")
     if settings.lint_since is not None and settings.sql_range is not None:
         raise ConfigurationError(f"both MIGRATE_LINT_SINCE={settings.lint_since} and the range "
                                  f"{settings.sql_range!r} say which revisions to lint",
@@ -29,7 +29,8 @@ async def lint(context: Context) -> Result:
     revision_range = settings.sql_range or f"{settings.lint_since or 'base'}:heads"
     alembic_env.offline_sql(project, f"{backend}://", revision_range, settings.version_table,
                             settings.version_table_schema, output=capture)
-    found = linting.findings(databases.driver_for(backend), capture.statements, frozenset(settings.lint_ignore))
+    ignored = frozenset(settings.lint_ignore or ())
+    found = linting.findings(databases.driver_for(backend), capture.statements, ignored)
     log = get_logger()
     for finding in found:
         (log.error if finding.level == ERROR else log.warning)("lint_finding", rule=finding.rule, level=finding.level,
