@@ -12,12 +12,9 @@ section and writes it into ``bench/RESULTS.md`` between the ``lint`` markers.
 
 from __future__ import annotations
 
-import argparse
-import compileall
 import datetime as dt
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -26,7 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from entrypoint import WORK, BenchError, Tools, machine_facts, revision_id, write_results  # noqa: E402
+from entrypoint import (WORK, BenchError, Tools, bench_parser, machine_block, machine_facts,  # noqa: E402
+                        publish, revision_id, revisions_directory)
 
 START, END = "<!-- lint:start -->", "<!-- lint:end -->"
 GOAL = 1.5
@@ -55,13 +53,8 @@ def downgrade() -> None:
 
 def write_revisions(directory: Path, count: int) -> Path:
     """``count`` chained revisions: each creates a table with an index (safe) and changes the previous one's table
-    (every fourth: a plain CREATE INDEX, a NOT NULL column without a default, a type change, a dropped column)."""
-    marker = directory / ".complete"
-    if marker.exists() and marker.read_text() == str(count):
-        return directory
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
-    for n in range(1, count + 1):
+    (in turn: a plain CREATE INDEX, a NOT NULL column without a default, a type change, a dropped column)."""
+    def text(n: int) -> str:
         table = f"lint_{n:04d}"
         body = [f'op.create_table("{table}", sa.Column("id", sa.BigInteger, primary_key=True), '
                 f'sa.Column("name", sa.String(50)), sa.Column("old", sa.Text))',
@@ -73,12 +66,9 @@ def write_revisions(directory: Path, count: int) -> Path:
                          f'op.alter_column("{previous}", "name", type_=sa.String(100))',
                          f'op.drop_column("{previous}", "old")'][n % 4])
         down = revision_id(n - 1) if n > 1 else ""
-        (directory / f"{n:04d}_lint.py").write_text(REVISION.format(
-            n=n, rev=revision_id(n), down=down, down_repr=repr(down) if down else "None",
-            upgrade="\n".join("    " + line for line in body)))
-    compileall.compile_dir(str(directory), quiet=1)
-    marker.write_text(str(count))
-    return directory
+        return REVISION.format(n=n, rev=revision_id(n), down=down, down_repr=repr(down) if down else "None",
+                               upgrade="\n".join("    " + line for line in body))
+    return revisions_directory(directory, count, text, "lint")
 
 
 def timed(argv: list[str], env: dict[str, str], cwd: Path, *, shell: bool = False) -> tuple[float, str]:
@@ -149,15 +139,13 @@ reports the rule set of docs/reference.md. The recipe's other lines are squawk's
 (timeouts, `prefer-*`). Each of the {count - 1} changes to an earlier revision's table is one risk; the recipe misses
 the index builds among them: squawk exempts a table created anywhere earlier in its one input (squawk#364).
 
-Machine:
-{chr(10).join('- ' + fact for fact in facts)}
+{machine_block(facts)}
 {END}"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--revisions", type=int, default=200)
     parser.add_argument("--bin-dir", default=str(Path(sys.executable).parent),
                         help="the virtual environment's bin directory (alembic-sidecar, alembic, squawk)")
@@ -194,11 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     counted = (len(sidecar_out.splitlines()), sum(": warning:" in line or ": error:" in line
                                                   for line in recipe_out.splitlines()))
-    text = section(command, started, args.revisions, sidecar_time, recipe_time, counted,
-                   rule_counts(sidecar_out, recipe_out), images, (load_at_start, os.getloadavg()[0]), facts)
-    print(text)
-    if not args.no_write:
-        write_results(text, START, END)
+    publish(section(command, started, args.revisions, sidecar_time, recipe_time, counted,
+                    rule_counts(sidecar_out, recipe_out), images, (load_at_start, os.getloadavg()[0]), facts),
+            START, END, write=not args.no_write)
     return 0
 
 
