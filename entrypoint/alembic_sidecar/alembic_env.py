@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import revisions
-from .errors import ConfigurationError, RevisionError, UnknownDatabaseRevision
+from .errors import ConfigurationError, RevisionError, SidecarError, UnknownDatabaseRevision
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -303,6 +303,8 @@ def offline_sql(project: Project, url: str, revision_range: str, version_table: 
     if output is not None:
         config.output_buffer = output  # a user's env.py gets it too, unless it passes an output_buffer of its own
     config.attributes["offline_url"] = url
+    if not project.bundled:  # a user's env.py renders offline from its ini's URL: only the dialect matters
+        config.set_main_option("sqlalchemy.url", url)
     config.attributes["configure_options"] = {"version_table": version_table,
                                               "version_table_schema": version_table_schema}
     # Offline SQL names constraints as the online upgrade would: by the metadata's naming_convention.
@@ -316,6 +318,8 @@ def offline_sql(project: Project, url: str, revision_range: str, version_table: 
         raise RevisionError(f"cannot render {revision_range!r}: {exc}",
                             hint="name revisions listed by `alembic-sidecar history`") from None
     except Exception as exc:  # a revision's own code, or an operation this database cannot render offline
+        if isinstance(exc, (BrokenPipeError, SidecarError)):  # stdout's reader left (the command line's to settle)
+            raise
         import traceback
 
         directories = tuple(os.path.join(os.path.abspath(path), "") for path in project.versions_dirs)
@@ -325,4 +329,5 @@ def offline_sql(project: Project, url: str, revision_range: str, version_table: 
         text = (str(exc).strip().splitlines() or [""])[0]
         raise RevisionError(f"rendering {revision_range!r} offline raised {type(exc).__name__}"
                             f"{': ' + text if text else ''}{where}",
-                            hint="fix that revision for this database (where its ALTER is limited: op.batch_alter_table)") from None
+                            hint="fix that revision for this database (where its ALTER is limited: "
+                                 "op.batch_alter_table)" if frames else "fix env.py's offline mode") from None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import assert_clean_failure, assert_exit
+from .conftest import assert_clean_failure, assert_exit, init_alembic_project
 
 pytestmark = pytest.mark.integration
 
@@ -232,3 +232,20 @@ def test_a_revision_this_database_cannot_render_is_a_revision_error_naming_its_l
     result = _lint(sidecar, backend="sqlite")
 
     assert_clean_failure(result, 7, "NotImplementedError", f"{path}, line {_line(path, call)}")
+
+
+@pytest.mark.parametrize("template", [None, "async"])
+def test_a_users_own_alembic_project_is_linted_through_its_own_env_py(tmp_path, sidecar, template):
+    ini = init_alembic_project(tmp_path / "project", template)
+    versions = tmp_path / "project" / "migrations" / "versions"
+    call = 'op.create_index("ix_orders_note", "orders", ["note"])'
+    path = versions / "a1_index.py"
+    path.write_text('"""index\n\nRevision ID: a1\nRevises:\n"""\nfrom alembic import op\n\nrevision = "a1"\n'
+                    f'down_revision = None\n\n\ndef upgrade():\n    {call}\n    op.drop_table("old")\n\n\n'
+                    'def downgrade():\n    pass\n')
+
+    result = _lint(sidecar, env={"ALEMBIC_CONFIG": str(ini)})
+
+    assert_clean_failure(result, 11, "2 errors")
+    assert _printed(result) == {(str(path), _line(path, call), "error", "require-concurrent-index-creation"),
+                                (str(path), _line(path, call) + 1, "error", "ban-drop-table")}
