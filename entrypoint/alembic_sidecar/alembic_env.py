@@ -293,8 +293,13 @@ def migrate(project: Project, connection: Connection | None, destination: str, *
 
 
 def offline_sql(project: Project, url: str, revision_range: str, version_table: str,
-                version_table_schema: str | None = None, output: TextIO | None = None) -> None:
-    """Alembic's offline mode: write the upgrade's SQL to ``output`` (default: stdout) without connecting."""
+                version_table_schema: str | None = None, output: TextIO | None = None,
+                on_failure: Callable[[str, Exception], None] | None = None) -> None:
+    """Alembic's offline mode: write the upgrade's SQL to ``output`` (default: stdout) without connecting.
+
+    With ``on_failure``, a revision whose upgrade() raises is handed to it (its id, the exception) and the next one
+    is rendered; without, the first failure ends the rendering.
+    """
     from alembic.runtime.environment import EnvironmentContext
     from alembic.util import CommandError
 
@@ -311,8 +316,12 @@ def offline_sql(project: Project, url: str, revision_range: str, version_table: 
     config.attributes[TARGET_METADATA] = project.metadata
     starting, _, destination = revision_range.rpartition(":")
     try:
-        with EnvironmentContext(config, script, fn=lambda rev, ctx: script._upgrade_revs(destination, rev),
-                                as_sql=True, starting_rev=starting or None, destination_rev=destination):
+        def steps(revision: Any, context: Any) -> Any:
+            planned = script._upgrade_revs(destination, revision)
+            return planned if on_failure is None else [_Tolerant(step, on_failure) for step in planned]
+
+        with EnvironmentContext(config, script, fn=steps, as_sql=True, starting_rev=starting or None,
+                                destination_rev=destination):
             script.run_env()
     except CommandError as exc:
         raise RevisionError(f"cannot render {revision_range!r}: {exc}",
@@ -331,3 +340,24 @@ def offline_sql(project: Project, url: str, revision_range: str, version_table: 
                             f"{': ' + text if text else ''}{where}",
                             hint="fix that revision for this database (where its ALTER is limited: "
                                  "op.batch_alter_table)" if frames else "fix env.py's offline mode") from None
+
+
+class _Tolerant:
+    """An upgrade step whose upgrade() failure goes to ``on_failure`` instead of ending the offline rendering."""
+
+    def __init__(self, step: Any, on_failure: Callable[[str, Exception], None]) -> None:
+        self._step, self._on_failure = step, on_failure
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._step, name)
+
+    @property
+    def migration_fn(self) -> Callable[..., None]:
+        def run(**kw: Any) -> None:
+            try:
+                self._step.migration_fn(**kw)
+            except Exception as exc:  # the revision's own code, or an operation Alembic cannot render offline
+                if isinstance(exc, (BrokenPipeError, SidecarError)):
+                    raise
+                self._on_failure(self._step.revision.revision, exc)
+        return run

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError
-from .findings import ERROR, Finding
+from .findings import ERROR, WARNING, Finding
 
 if TYPE_CHECKING:
     from .databases.base import Driver
@@ -43,6 +43,9 @@ SHARED_RULES = (
          "name", "add the new column, write both, backfill, move the reads, drop the old one a release later"),
     Rule("renaming-table", ERROR, "renames a table that the application version still running uses by its old name",
          "create the new table (or a view under the old name), move the application, drop the old one later"),
+    # Not a risk in itself (SQLite's batch mode cannot render offline), but what follows in the revision is unchecked.
+    Rule("not-rendered", WARNING, "Alembic cannot render this revision's SQL offline for this database, so the rest "
+         "of it was not checked", "check it by hand; Alembic's batch mode on SQLite needs a live database"),
 )
 
 
@@ -100,9 +103,11 @@ def ignored_in_file(path: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def findings(driver: Driver, statements: Sequence[Statement], ignored: frozenset[str]) -> list[Finding]:
+def findings(driver: Driver, statements: Sequence[Statement], ignored: frozenset[str],
+             failures: Sequence[tuple[Statement, Exception]] = ()) -> list[Finding]:
     """Lint each revision's statements on their own (the database's linter sees one revision per input, so a table
-    created earlier in that revision is exempt and nothing else is) and add the shared rules."""
+    created earlier in that revision is exempt and nothing else is), add the shared rules, and a ``not-rendered``
+    finding for each revision that could not be rendered (``failures``: where and why)."""
     revisions: dict[str, list[Statement]] = {}
     for statement in statements:
         if statement.revision is not None:  # Alembic's own statements (the version table) are not the user's
@@ -123,7 +128,16 @@ def findings(driver: Driver, statements: Sequence[Statement], ignored: frozenset
             seen.add((name, statement.line))
             found.append(Finding(name, rule.level, f"{rule.what}: {_excerpt(statement.sql)}", rule.instead,
                                  statement.revision, statement.path, statement.line))
-    return found
+    rule = next(rule for rule in SHARED_RULES if rule.name == "not-rendered")
+    for where, exc in failures:
+        if rule.name not in (ignored | ignored_in_file(where.path) if where.path else ignored):
+            text = (str(exc).strip().splitlines() or [""])[0]
+            found.append(Finding(rule.name, rule.level, f"{rule.what}: {_excerpt(f'{type(exc).__name__}: {text}')}",
+                                 rule.instead, where.revision, where.path, where.line))
+    # In upgrade order, each revision's findings by line.
+    order = {revision: index for index, revision in
+             enumerate(dict.fromkeys([*revisions, *(where.revision for where, _ in failures)]))}
+    return sorted(found, key=lambda finding: (order[finding.revision], finding.line or 0))
 
 
 def _excerpt(sql: str) -> str:

@@ -33,11 +33,13 @@ class StatementCapture(io.TextIOBase):
         # The file's real path -> (its revision, its path as the versions directory holds it)
         self._revisions = {os.path.realpath(path): (revision, os.path.abspath(path))
                            for path, revision in revision_files.items()}
+        self._paths = {revision: path for revision, path in self._revisions.values()}
         self._by_code: dict[Any, tuple[str, str] | None] = {}  # code object -> its revision file, if it is in one
         from alembic.operations import Operations
 
         self._invoke = Operations.invoke.__code__
         self.statements: list[Statement] = []
+        self.failures: list[tuple[Statement, Exception]] = []  # revisions that could not be rendered, where and why
 
     def writable(self) -> bool:
         return True
@@ -47,6 +49,17 @@ class StatementCapture(io.TextIOBase):
         if sql:
             self.statements.append(self._attribute(sql, sys._getframe(1)))
         return len(text)
+
+    def failed(self, revision: str, exc: Exception) -> None:
+        """A revision's upgrade() raised (``offline_sql``'s ``on_failure``): note it at its file's innermost line."""
+        where = Statement("", revision, self._paths.get(revision))
+        traceback = exc.__traceback__
+        while traceback is not None:
+            found = self._revision_of(traceback.tb_frame.f_code)
+            if found is not None and found[0] == revision:
+                where = Statement("", revision, found[1], traceback.tb_lineno)
+            traceback = traceback.tb_next
+        self.failures.append((where, exc))
 
     def _attribute(self, sql: str, frame: Any) -> Statement:
         operation = None

@@ -224,14 +224,19 @@ def test_an_unknown_since_revision_is_a_revision_error(revisions, sidecar):
     assert_clean_failure(_lint(sidecar, env={"MIGRATE_LINT_SINCE": "nosuchrev"}), 7, "nosuchrev")
 
 
-def test_a_revision_this_database_cannot_render_is_a_revision_error_naming_its_line(revisions, sidecar):
+def test_a_revision_this_database_cannot_render_is_a_warning_for_lint_and_an_error_for_sql(revisions, sidecar):
     revisions.add(BASE)
     call = 'op.create_foreign_key("fk", "orders", "customers", ["customer_id"], ["id"])'
     path = _path(revisions, revisions.add(f"    {call}\n"))
 
     result = _lint(sidecar, backend="sqlite")
 
-    assert_clean_failure(result, 7, "NotImplementedError", f"{path}, line {_line(path, call)}")
+    assert_exit(result, 0)
+    assert _printed(result) == {(str(path), _line(path, call), "warning", "not-rendered")}
+    assert "NotImplementedError" in result.stdout
+    # `sql` must not print a script with a revision missing.
+    sql = sidecar.run("sql", "head", env={"DATABASE_URL": URLS["sqlite"]}, timeout=60)
+    assert_clean_failure(sql, 7, "NotImplementedError", f"{path}, line {_line(path, call)}")
 
 
 @pytest.mark.parametrize("template", [None, "async"])
@@ -249,3 +254,38 @@ def test_a_users_own_alembic_project_is_linted_through_its_own_env_py(tmp_path, 
     assert_clean_failure(result, 11, "2 errors")
     assert _printed(result) == {(str(path), _line(path, call), "error", "require-concurrent-index-creation"),
                                 (str(path), _line(path, call) + 1, "error", "ban-drop-table")}
+
+
+BATCH = '''\
+    with op.batch_alter_table("orders") as batch:
+        batch.drop_column("legacy")
+'''
+
+
+def test_a_batch_that_sqlite_cannot_render_offline_is_a_warning_and_later_revisions_are_still_checked(
+        revisions, sidecar):
+    revisions.add(BASE)
+    batch = _path(revisions, revisions.add(BATCH))
+    later = _path(revisions, revisions.add('    op.drop_column("orders", "note")\n'))
+
+    result = _lint(sidecar, backend="sqlite")
+
+    assert_clean_failure(result, 11, "1 error", "1 warning")
+    assert _printed(result) == {
+        (str(batch), _line(batch, 'with op.batch_alter_table("orders") as batch:'), "warning", "not-rendered"),
+        (str(later), _line(later, 'op.drop_column("orders", "note")'), "error", "ban-drop-column")}
+    assert "batch mode with dialect sqlite requires a live database" in result.stdout
+
+
+def test_postgresql_catches_drops_in_raw_sql_and_batches_too(revisions, sidecar):
+    revisions.add(BASE)
+    call = 'op.execute("ALTER TABLE orders DROP COLUMN note")'
+    path = _path(revisions, revisions.add(BATCH + f"    {call}\n"))
+
+    result = _lint(sidecar)
+
+    assert_clean_failure(result, 11, "2 errors")
+    # A batch writes its ALTERs when it ends: on the line of its `with`.
+    assert _printed(result) == {(str(path), _line(path, 'with op.batch_alter_table("orders") as batch:'), "error",
+                                 "ban-drop-column"),
+                                (str(path), _line(path, call), "error", "ban-drop-column")}

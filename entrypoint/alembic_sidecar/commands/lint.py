@@ -28,15 +28,16 @@ async def lint(context: Context) -> Result:
     capture = StatementCapture({revision.path: revision.revision for revision in script.walk_revisions()})
     revision_range = settings.sql_range or f"{settings.lint_since or 'base'}:heads"
     alembic_env.offline_sql(project, f"{backend}://", revision_range, settings.version_table,
-                            settings.version_table_schema, output=capture)
+                            settings.version_table_schema, output=capture, on_failure=capture.failed)
     ignored = frozenset(settings.lint_ignore or ())
-    found = linting.findings(databases.driver_for(backend), capture.statements, ignored)
+    found = linting.findings(databases.driver_for(backend), capture.statements, ignored, capture.failures)
     log = get_logger()
     for finding in found:
         (log.error if finding.level == ERROR else log.warning)("lint_finding", rule=finding.rule, level=finding.level,
                 message=finding.message, hint=finding.hint, revision=finding.revision, path=finding.path,
                 line=finding.line)
-    linted = len({statement.revision for statement in capture.statements if statement.revision is not None})
+    linted = len({statement.revision for statement in capture.statements if statement.revision is not None}
+                 | {where.revision for where, _ in capture.failures})
     errors = sum(finding.level == ERROR for finding in found)
     summary = (f"{linted} revision{'s' if linted != 1 else ''} linted: {errors} error{'s' if errors != 1 else ''}, "
                f"{len(found) - errors} warning{'s' if len(found) - errors != 1 else ''}")
