@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from .. import alembic_env, databases, linting
 from ..errors import ConfigurationError, RiskyMigration
 from ..findings import ERROR, as_line
@@ -33,9 +35,7 @@ async def lint(context: Context) -> Result:
     found = linting.findings(databases.driver_for(backend), capture.statements, ignored, capture.failures)
     log = get_logger()
     for finding in found:
-        (log.error if finding.level == ERROR else log.warning)("lint_finding", rule=finding.rule, level=finding.level,
-                message=finding.message, hint=finding.hint, revision=finding.revision, path=finding.path,
-                line=finding.line)
+        (log.error if finding.level == ERROR else log.warning)("lint_finding", **dataclasses.asdict(finding))
     linted = len({statement.revision for statement in capture.statements if statement.revision is not None}
                  | {where.revision for where, _ in capture.failures})
     errors = sum(finding.level == ERROR for finding in found)
@@ -43,7 +43,7 @@ async def lint(context: Context) -> Result:
                f"{len(found) - errors} warning{'s' if len(found) - errors != 1 else ''}")
     log.info("lint", revisions=linted, errors=errors, warnings=len(found) - errors, range=revision_range)
     if errors:
-        raise RiskyMigration(summary, hint="fix each `error` line above as its hint says, or turn its rule off "
-                                           "for that revision (`# alembic-sidecar lint-ignore: RULE`)",
+        raise RiskyMigration(summary, hint="change each revision with an error finding as its hint says, or turn "
+                                           "the rule off for it (`# alembic-sidecar lint-ignore: RULE`)",
                              findings=tuple(found))
     return Result(summary, output=[as_line(finding) for finding in found], findings=found)

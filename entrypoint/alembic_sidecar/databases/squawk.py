@@ -31,7 +31,7 @@ RULES = (
          "the table", f"op.drop_index(..., postgresql_concurrently=True) {_AUTOCOMMIT}"),
     Rule("ban-concurrent-index-creation-in-transaction", ERROR, "CREATE INDEX CONCURRENTLY inside a transaction "
          "fails on PostgreSQL", f"run it {_AUTOCOMMIT}"),
-    Rule("adding-required-field", ERROR, "adds a NOT NULL column without a default to an existing table: every "
+    Rule("adding-required-field", ERROR, "adds a NOT NULL column without a default to an existing table, so every "
          "insert of the running version fails", "give it a server_default, or add it nullable, backfill, then set "
          "NOT NULL"),
     Rule("adding-not-nullable-field", WARNING, "SET NOT NULL scans the whole table under an ACCESS EXCLUSIVE lock",
