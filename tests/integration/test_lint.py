@@ -289,3 +289,15 @@ def test_postgresql_catches_drops_in_raw_sql_and_batches_too(revisions, sidecar)
     assert _printed(result) == {(str(path), _line(path, 'with op.batch_alter_table("orders") as batch:'), "error",
                                  "ban-drop-column"),
                                 (str(path), _line(path, call), "error", "ban-drop-column")}
+
+
+def test_every_branch_is_linted_when_the_files_have_several_heads(revisions, sidecar):
+    revisions.add(BASE)
+    base = revisions.head
+    one = revisions.add('    op.drop_column("orders", "legacy")\n')
+    other = revisions.add('    op.drop_column("orders", "note")\n', down=base)
+
+    result = _lint(sidecar)
+
+    assert_clean_failure(result, 11, "2 errors")
+    assert {event["revision"] for event in result.named("lint_finding")} == {one, other}
