@@ -123,7 +123,7 @@ Produced by `{command}` on {started}.
 | {count} revisions, one run each after a warm-up | wall time | findings printed |
 |---|---|---|
 | `alembic-sidecar lint` (each finding on its revision file and line) | {sidecar:.3f} s | {findings[0]} |
-| `alembic upgrade --sql base:head \\| squawk` (one SQL stream, no file or line of a revision) | {recipe:.3f} s | {findings[1]} |
+| `alembic upgrade --sql base:head \\| squawk` (one stream, no file or line) | {recipe:.3f} s | {findings[1]} |
 | ratio (goal: at most {GOAL}x) | **{ratio:.2f}x** {'PASS' if ratio <= GOAL else 'MISS'} | |
 
 | rule of `lint`'s set | `lint` | recipe |

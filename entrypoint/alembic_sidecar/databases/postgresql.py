@@ -17,7 +17,8 @@ from urllib.parse import urlencode
 from .. import tls
 from ..errors import ConfigurationError
 from ..failures import Fault, causes, connection_broken, sqlstate, tls_fault
-from . import KEEPALIVE_COUNT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, USER_TIMEOUT_MS, bound_socket, quote_identifier, squawk
+from . import (KEEPALIVE_COUNT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, USER_TIMEOUT_MS, bound_socket, quote_identifier,
+               squawk)
 from .base import Driver
 
 if TYPE_CHECKING:
