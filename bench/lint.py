@@ -98,13 +98,18 @@ def layer_bytes(image: str) -> int:
 
 
 def image_rows(images: Sequence[str]) -> str:
-    """``BASE DEPLOY CI``: what the deploy image and the `ci` target add to their base, and squawk's share."""
-    base, deploy, ci = (layer_bytes(image) for image in images)
-    return (f"\n| image (built from this checkout on `{images[0]}`) | added to the base, uncompressed | bar |\n"
+    """``BASE DEPLOY CI [PGLAST]``: what the deploy image and the `ci` target add to their base, squawk's share, and
+    pglast's in the deploy image (bench/pglast.Dockerfile)."""
+    base, deploy, ci, *pglast = (layer_bytes(image) for image in images)
+    rows = (f"\n| image (built from this checkout on `{images[0]}`) | added to the base, uncompressed | bar |\n"
             f"|---|---|---|\n"
             f"| deploy (`{images[1]}`, the default target) | {(deploy - base) / 1e6:.1f} MB | < 45 MB |\n"
             f"| CI (`{images[2]}`, `--target ci`: plus squawk) | {(ci - base) / 1e6:.1f} MB "
             f"(squawk {(ci - deploy) / 1e6:.1f} MB) | none |\n")
+    if pglast:
+        rows += (f"| deploy plus pglast, the other candidate (`{images[3]}`, bench/pglast.Dockerfile) | "
+                 f"{(pglast[0] - base) / 1e6:.1f} MB (pglast {(pglast[0] - deploy) / 1e6:.1f} MB) | < 45 MB |\n")
+    return rows
 
 
 def section(command: str, started: str, count: int, sidecar: float, recipe: float, findings: tuple[int, int],
@@ -149,10 +154,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--revisions", type=int, default=200)
     parser.add_argument("--bin-dir", default=str(Path(sys.executable).parent),
                         help="the virtual environment's bin directory (alembic-sidecar, alembic, squawk)")
-    parser.add_argument("--images", nargs=3, metavar=("BASE", "DEPLOY", "CI"),
-                        help="also measure what the deploy image and the ci target add to their base (docker)")
+    parser.add_argument("--images", nargs="+", metavar="IMAGE",
+                        help="BASE DEPLOY CI [PGLAST]: also measure what the deploy image, the ci target and "
+                             "(bench/pglast.Dockerfile) the deploy image plus pglast add to their base (docker)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args(argv)
+    if args.images and len(args.images) not in (3, 4):
+        parser.error("--images takes BASE DEPLOY CI, and optionally PGLAST")
     command = "cd <repo> && .venv/bin/python bench/lint.py" + (" " + shlex.join(argv) if argv else "")
     started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load_at_start = os.getloadavg()[0]
