@@ -83,3 +83,41 @@ def test_the_reference_lists_every_rule_as_the_code_declares_it(repo_root):
         path.write_text(pattern.sub(lambda m: m.group(1) + rules_table() + m.group(3), text))
         return
     assert match.group(2) == rules_table(), f"the rules table is stale: run UPDATE_README=1 pytest {__file__}"
+
+
+def _run_lint(tmp_path, upgrade: str):
+    import asyncio
+
+    from alembic_sidecar.runner import Runner
+    from alembic_sidecar.settings import from_environ
+
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    header = 'import sqlalchemy as sa\nfrom alembic import op\n\nrevision = "{rev}"\ndown_revision = {down}\n\n\n'
+    (versions / "a1_base.py").write_text(header.format(rev="a1", down=None) + "def upgrade():\n    op.create_table("
+                                         '"t", sa.Column("id", sa.BigInteger, primary_key=True), sa.Column("c", '
+                                         'sa.Text))\n')
+    path = versions / "b2_change.py"
+    path.write_text(header.format(rev="b2", down='"a1"') + f"def upgrade():\n    {upgrade}\n")
+    settings = from_environ({"DB_DRIVER": "postgresql", "MIGRATE_VERSIONS_DIR": str(versions)}, ["lint"])
+    line = path.read_text().splitlines().index(f"    {upgrade}") + 1
+    return path, line, lambda: asyncio.run(Runner(settings).run())
+
+
+def test_a_passing_lint_carries_its_warnings_as_findings_for_the_ci_reports(tmp_path):
+    path, line, run = _run_lint(tmp_path, 'op.alter_column("t", "c", nullable=False, existing_type=sa.Text)')
+    result = run()
+    assert [(f.rule, f.level, f.revision, f.path, f.line) for f in result.findings] == [
+        ("adding-not-nullable-field", "warning", "b2", str(path), line)]
+    assert result.output == [as_line(result.findings[0])]
+
+
+def test_an_error_finding_is_a_risky_migration_exit_11_carrying_every_finding(tmp_path):
+    from alembic_sidecar.errors import RiskyMigration
+
+    path, line, run = _run_lint(tmp_path, 'op.drop_column("t", "c")')
+    with pytest.raises(RiskyMigration) as raised:
+        run()
+    assert raised.value.exit_code == 11
+    assert [(f.rule, f.level, f.path, f.line) for f in raised.value.findings] == [
+        ("ban-drop-column", "error", str(path), line)]
