@@ -48,6 +48,7 @@
 - {name: MIGRATE_ON_UNKNOWN_REVISION, value: {{ $m.onUnknownRevision | quote }}}
 - {name: MIGRATE_LOG_FORMAT, value: {{ .Values.logFormat | quote }}}
 - {name: MIGRATE_LOG_LEVEL, value: {{ .Values.logLevel | quote }}}
+{{- include "alembic-sidecar.fleetEnv" . }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
