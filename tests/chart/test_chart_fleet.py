@@ -7,6 +7,7 @@ from typing import Any
 import helm_python as helm
 import pytest
 
+from alembic_sidecar.settings import OPTIONS
 from tests.chart.chartkit import (
     CHART_DIR, KUBE_VERSION, kinds, kube_floor, minor_key, minors_from, only, pod_spec, render, schema_errors,
 )
@@ -69,6 +70,11 @@ def test_the_inline_list_is_a_configmap_mounted_as_the_targets_file_with_the_set
         "MIGRATE_TARGETS_FILE": MOUNTED, "MIGRATE_SHARDS": "3", "MIGRATE_PARALLEL": "8", "MIGRATE_CANARY": "2",
         "MIGRATE_CONTINUE_ON_ERROR": "true"}
     assert env["DATABASE_URL_FILE"], "schema= and database= lines apply to the database's own URL"
+
+
+def test_every_fleet_variable_is_one_the_entrypoint_reads(chart):
+    known = {o.env for o in OPTIONS} | {o.env + "_FILE" for o in OPTIONS if o.from_file}
+    assert set(env_of(job_spec(FLEET))) - known == set()
 
 
 @pytest.mark.parametrize("kind", ["existingConfigMap", "existingSecret"])
