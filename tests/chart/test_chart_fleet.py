@@ -1,4 +1,4 @@
-"""A fleet through Helm's engine: the targets list as a mounted file, the Indexed Job for shards, and what is refused."""
+"""A fleet through Helm's engine: the targets list as a mounted file, the Indexed Job of its shards, what is refused."""
 
 from __future__ import annotations
 
