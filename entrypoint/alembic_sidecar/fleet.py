@@ -94,6 +94,9 @@ def _load_once(targets: list[Target]) -> None:
         endpoints.from_settings(target.settings).sqlalchemy_url().get_dialect()
     import sqlalchemy.ext.asyncio  # noqa: F401
 
+    from .supervisor import libc_prctl
+
+    libc_prctl()  # each target process and its child set their parent-death signal with it
     logs.get_logger()  # structlog configured once, here
 
 
