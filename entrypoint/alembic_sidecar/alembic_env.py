@@ -30,6 +30,11 @@ def bundled_env_dir() -> str:
     return os.path.dirname(os.path.abspath(image.__file__))
 
 
+# The bundled project's revision files as imported and checked, by versions directory: a fleet's parent imports
+# them once before forking, and each target process starts with them instead of importing every file again.
+_BUILT: dict[str, ScriptDirectory] = {}
+
+
 @dataclass
 class Project:
     """Where revisions come from: the bundled environment plus a versions directory, or the user's alembic.ini."""
@@ -60,6 +65,8 @@ class Project:
     @property
     def script(self) -> ScriptDirectory:
         """Alembic's view of the revisions; building it imports every revision file."""
+        if self._script is None and self.bundled:
+            self._script = _BUILT.get(self.settings.versions_dir)
         if self._script is None:
             from alembic.script import ScriptDirectory
             from alembic.util import CommandError
@@ -75,6 +82,8 @@ class Project:
             directory = self.settings.versions_dir if self.bundled else script.dir
             revisions.load(script, directory)
             self._script = script
+            if self.bundled:
+                _BUILT[self.settings.versions_dir] = script
         return self._script
 
     @property
