@@ -92,12 +92,31 @@ def _load_once(targets: list[Target]) -> None:
         importlib.import_module(databases.driver_for(backend).async_driver)
     for target in {target.identity[0]: target for target in targets}.values():
         endpoints.from_settings(target.settings).sqlalchemy_url().get_dialect()
+    if command.takes_lock:
+        _shared_session_checks(targets)
     import sqlalchemy.ext.asyncio  # noqa: F401
 
     from .supervisor import libc_prctl
 
     libc_prctl()  # each target process and its child set their parent-death signal with it
     logs.get_logger()  # structlog configured once, here
+
+
+def _shared_session_checks(targets: list[Target]) -> None:
+    """Run once, for each server, database and user several targets share (schema targets: all of them), the
+    session check each target would otherwise repeat with a login of its own: the pooler test. Its verdict reaches
+    the target processes through the fork; where it is not a clear pass, each target runs the test itself."""
+    import asyncio
+    from collections import Counter
+    from dataclasses import replace
+
+    from . import endpoint as endpoints
+    from .fastpath import BUDGET
+
+    shared = Counter(replace(endpoints.from_settings(target.settings), options=()) for target in targets)
+    for endpoint, count in shared.items():
+        if count > 1 and not asyncio.run(endpoint.driver.rule_out_pooler(endpoint, BUDGET)):
+            return  # not up yet, a pooler, no answer: the targets find out and report it, without more waiting here
 
 
 class _Pool:

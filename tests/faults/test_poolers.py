@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.fixtures.faults import wait_lock_free
@@ -51,3 +53,43 @@ def test_transaction_pooling_runs_each_revision_at_most_once_or_refuses_and_leav
     assert_exit(direct, 0)
     assert pg_database.revisions() == [revisions.head]
     assert applied_counts(pg_database) == {rev: 1 for rev in revisions.logged}
+
+
+def _schema_fleet(pg_database, tmp_path, count: int) -> tuple[list[str], Path]:
+    schemas = [f"tenant_{n}" for n in range(count)]
+    for schema in schemas:
+        pg_database.execute(f'CREATE SCHEMA "{schema}"')
+    targets = tmp_path / "targets"
+    targets.write_text("".join(f"schema={schema}\n" for schema in schemas))
+    return schemas, targets
+
+
+def test_a_schema_fleet_through_transaction_pooling_refuses_every_target_and_writes_nothing(
+        pg_database, pgbouncer, revisions, sidecar, tmp_path):
+    # The fleet's parent runs the pooler test once for the targets' shared database; it must not let one through.
+    bouncer = pgbouncer("transaction")
+    revisions.chain(2)
+    schemas, targets = _schema_fleet(pg_database, tmp_path, 3)
+    result = sidecar.run("upgrade", env={"DATABASE_URL": bouncer.url(pg_database), "MIGRATE_TARGETS_FILE": str(targets),
+                                         "MIGRATE_CONTINUE_ON_ERROR": "true", "MIGRATE_LOG_FORMAT": "json"})
+    assert_exit(result, 2)
+    done = result.named("target_done")
+    assert [(event["outcome"], event["exit_code"]) for event in done] == [("failed", 2)] * len(schemas), done
+    assert all("pool" in event["error"] for event in done), done
+    for schema in schemas:
+        assert pg_database.scalar("SELECT to_regclass($1)::text", f"{schema}.alembic_version") is None
+    wait_lock_free(pg_database, 2)
+
+
+def test_a_schema_fleet_through_session_pooling_migrates_every_target(pg_database, pgbouncer, revisions, sidecar,
+                                                                       tmp_path):
+    bouncer = pgbouncer("session")
+    revisions.chain(2)
+    schemas, targets = _schema_fleet(pg_database, tmp_path, 3)
+    result = sidecar.run("upgrade", env={"DATABASE_URL": bouncer.url(pg_database), "MIGRATE_TARGETS_FILE": str(targets),
+                                         "MIGRATE_PARALLEL": "2", "MIGRATE_LOG_FORMAT": "json"})
+    assert_exit(result, 0)
+    for schema in schemas:
+        assert [row[0] for row in pg_database.rows(f'SELECT version_num FROM "{schema}".alembic_version')] == \
+            [revisions.head]
+    wait_lock_free(pg_database, 2)

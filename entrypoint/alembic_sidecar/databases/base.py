@@ -139,6 +139,11 @@ class Driver:
         """Per-session settings on a new raw connection; returns the session's token (for the lock), or ""."""
         return ""
 
+    async def rule_out_pooler(self, endpoint: Endpoint, timeout: float) -> bool:
+        """Prove once, for the fleet targets that share ``endpoint``'s server, database and user, what each
+        target's ``prepare_session`` would otherwise prove with a login of its own; False: nothing to share."""
+        return False
+
     def migration_settings(self, settings: Settings, *, is_mariadb: bool, bundled: bool) -> list[str]:
         """Statements that bound the migration, run once the lock is held so they do not cut the lock wait short."""
         return []

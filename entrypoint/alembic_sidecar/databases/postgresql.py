@@ -187,10 +187,22 @@ async def prepare_session(raw: Any, settings: Settings, endpoint: Endpoint | Non
     await raw.execute("; ".join([*LIVENESS, f"SELECT set_config('{SESSION_MARK}', '{token}', false)"]))
     if endpoint is None:
         return token
-    try:
-        neighbour = await connect(endpoint, 5.0)
-    except Exception:
-        neighbour = None  # no second login possible (connection limit): the lock's own check still applies
+    # The neighbour's login is skipped only where this process's fleet parent already ran the same test on the same
+    # server, database and user (see rule_out_pooler); our own mark is still checked here and by the lock.
+    await _neighbour_test(raw, None if _pool_key(endpoint) in _NO_POOLER else endpoint, token)
+    return token
+
+
+async def _neighbour_test(raw: Any, endpoint: Endpoint | None, token: str) -> None:
+    """Raise PoolerDetected when the marked session ``raw`` is handed to a second login (``endpoint``) or lost."""
+    import asyncpg
+
+    neighbour = None
+    if endpoint is not None:
+        try:
+            neighbour = await connect(endpoint, 5.0)
+        except Exception:
+            neighbour = None  # no second login possible (connection limit): the lock's own check still applies
     try:
         # A transaction pooler hands our just-released server session to the next client (PgBouncer reuses the
         # most recently used one): the neighbour then sees our mark. Our next transaction may land elsewhere.
@@ -202,7 +214,41 @@ async def prepare_session(raw: Any, settings: Settings, endpoint: Endpoint | Non
     finally:
         if neighbour is not None:
             neighbour.terminate()
-    return token
+
+
+# Where the neighbour test found no pooler in transaction or statement mode, by _pool_key; filled by a fleet's
+# parent before it forks, so that its targets on one server and database share that one test.
+_NO_POOLER: set[tuple[object, ...]] = set()
+
+
+def _pool_key(endpoint: Endpoint) -> tuple[object, ...]:
+    """What picks PgBouncer's pool and its mode: the address, the database and the user (not session options)."""
+    return (endpoint.host, endpoint.port, endpoint.database, endpoint.user)
+
+
+async def rule_out_pooler(endpoint: Endpoint, timeout: float) -> bool:
+    """The neighbour test of prepare_session, run once for an endpoint several fleet targets share: True (and
+    remembered for this process and the ones it forks) when no pooler in transaction or statement mode is in front.
+
+    Anything else (no login, a pooler, no answer within ``timeout``) is False and remembered not at all: then each
+    target runs the whole test itself and reports what it finds.
+    """
+    import asyncio
+    import secrets
+
+    token = secrets.token_hex(8)
+    try:
+        async with asyncio.timeout(timeout):
+            raw = await connect(endpoint, timeout)
+            try:
+                await raw.execute(f"SELECT set_config('{SESSION_MARK}', '{token}', false)")
+                await _neighbour_test(raw, endpoint, token)
+            finally:
+                raw.terminate()
+    except Exception:
+        return False
+    _NO_POOLER.add(_pool_key(endpoint))
+    return True
 
 
 def migration_settings(settings: Settings, *, is_mariadb: bool, bundled: bool) -> list[str]:
@@ -361,6 +407,7 @@ class PostgreSQL(Driver):
     read_versions = staticmethod(read_versions)
     configure_engine = staticmethod(configure_engine)
     prepare_session = staticmethod(prepare_session)
+    rule_out_pooler = staticmethod(rule_out_pooler)
     migration_settings = staticmethod(migration_settings)
     users_session_settings = staticmethod(users_session_settings)
     make_durable = staticmethod(make_durable)
