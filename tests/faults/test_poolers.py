@@ -55,23 +55,24 @@ def test_transaction_pooling_runs_each_revision_at_most_once_or_refuses_and_leav
     assert applied_counts(pg_database) == {rev: 1 for rev in revisions.logged}
 
 
-def _schema_fleet(pg_database, tmp_path, count: int) -> tuple[list[str], Path]:
-    schemas = [f"tenant_{n}" for n in range(count)]
+def _schema_fleet_through(bouncer, pg_database, revisions, sidecar, tmp_path: Path, **settings: str):
+    """Three empty tenant schemas, two revisions, and a fleet run over them through ``bouncer``."""
+    revisions.chain(2)
+    schemas = [f"tenant_{n}" for n in range(3)]
     for schema in schemas:
         pg_database.execute(f'CREATE SCHEMA "{schema}"')
     targets = tmp_path / "targets"
     targets.write_text("".join(f"schema={schema}\n" for schema in schemas))
-    return schemas, targets
+    result = sidecar.run("upgrade", env={"DATABASE_URL": bouncer.url(pg_database), "MIGRATE_TARGETS_FILE": str(targets),
+                                         "MIGRATE_LOG_FORMAT": "json", **settings})
+    return schemas, result
 
 
 def test_a_schema_fleet_through_transaction_pooling_refuses_every_target_and_writes_nothing(
         pg_database, pgbouncer, revisions, sidecar, tmp_path):
     # The fleet's parent runs the pooler test once for the targets' shared database; it must not let one through.
-    bouncer = pgbouncer("transaction")
-    revisions.chain(2)
-    schemas, targets = _schema_fleet(pg_database, tmp_path, 3)
-    result = sidecar.run("upgrade", env={"DATABASE_URL": bouncer.url(pg_database), "MIGRATE_TARGETS_FILE": str(targets),
-                                         "MIGRATE_CONTINUE_ON_ERROR": "true", "MIGRATE_LOG_FORMAT": "json"})
+    schemas, result = _schema_fleet_through(pgbouncer("transaction"), pg_database, revisions, sidecar, tmp_path,
+                                            MIGRATE_CONTINUE_ON_ERROR="true")
     assert_exit(result, 2)
     done = result.named("target_done")
     assert [(event["outcome"], event["exit_code"]) for event in done] == [("failed", 2)] * len(schemas), done
@@ -83,11 +84,8 @@ def test_a_schema_fleet_through_transaction_pooling_refuses_every_target_and_wri
 
 def test_a_schema_fleet_through_session_pooling_migrates_every_target(pg_database, pgbouncer, revisions, sidecar,
                                                                        tmp_path):
-    bouncer = pgbouncer("session")
-    revisions.chain(2)
-    schemas, targets = _schema_fleet(pg_database, tmp_path, 3)
-    result = sidecar.run("upgrade", env={"DATABASE_URL": bouncer.url(pg_database), "MIGRATE_TARGETS_FILE": str(targets),
-                                         "MIGRATE_PARALLEL": "2", "MIGRATE_LOG_FORMAT": "json"})
+    schemas, result = _schema_fleet_through(pgbouncer("session"), pg_database, revisions, sidecar, tmp_path,
+                                            MIGRATE_PARALLEL="2")
     assert_exit(result, 0)
     for schema in schemas:
         assert [row[0] for row in pg_database.rows(f'SELECT version_num FROM "{schema}".alembic_version')] == \
