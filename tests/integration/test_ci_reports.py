@@ -1,5 +1,6 @@
 """The CI reports of real runs (issue 16, item 3), read back as each CI system reads them: check with pending
-revisions, upgrade applying and failing, drift differing, test's failing round trip; bad report paths; secrets."""
+revisions, upgrade applying and failing, drift differing, test's failing round trip, on PostgreSQL, MariaDB and
+SQLite (conftest's ``database``); bad report paths; secrets."""
 
 from __future__ import annotations
 
@@ -13,18 +14,12 @@ import pytest
 from tests.fixtures import ci_reports as read
 from tests.fixtures.databases import register_secret
 
-from .conftest import DATABASE_FIXTURES, assert_clean_failure, assert_exit
+from .conftest import assert_clean_failure, assert_exit
 from .naming import DRIFTED, copy_history
 
 pytestmark = pytest.mark.integration
 
-FAILING_LINE = 3  # the line of upgrade()'s body in a revision written by the `revisions` fixture, counted below
 SETTINGS = ("MIGRATE_REPORT_SARIF", "MIGRATE_REPORT_JUNIT", "MIGRATE_REPORT_CODEQUALITY")
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def database(request):
-    return request.getfixturevalue(DATABASE_FIXTURES[request.param])
 
 
 @dataclass
