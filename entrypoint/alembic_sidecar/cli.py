@@ -131,16 +131,19 @@ def _write_reports(verdict: _Verdict, code: int, environ: Mapping[str, str]) -> 
 
     details, settings = verdict.details, verdict.settings
     assert verdict.reports is not None and details is not None and settings is not None
-    record = Record(settings.command, code, verdict.title, verdict.summary, report_root(environ),
-                    settings.versions_dir, details.current, details.heads, tuple(details.revisions),
-                    tuple(details.findings)).redacted(verdict.secrets)
     logs.flush_streams()  # the log lines before the annotations, each on a line of its own
     try:
+        record = Record(settings.command, code, verdict.title, verdict.summary, report_root(environ),
+                        settings.versions_dir, details.current, details.heads, tuple(details.revisions),
+                        tuple(details.findings)).redacted(verdict.secrets)
         failed = verdict.reports.write(record, sys.stdout)
-        for setting, reason in failed:
-            logs.get_logger().error("report_not_written", setting=setting, reason=reason, exit_code=code)
     except BrokenPipeError:
         _discard_stdout()
+        return
+    except Exception as exc:  # a bug in a report: said in one line; the run's exit code stands
+        failed = [("the CI reports", logs.redacted(f"unexpected {type(exc).__name__}: {exc}"))]
+    for setting, reason in failed:
+        logs.get_logger().error("report_not_written", setting=setting, reason=reason, exit_code=code)
 
 
 def _run_full(settings: Settings, started: float, details: Details | None) -> tuple[list[str], str]:

@@ -186,3 +186,10 @@ def test_trying_a_report_path_leaves_no_file_behind(tmp_path):
 def test_a_report_that_fails_to_write_is_returned_not_raised(tmp_path):
     reports = Reports((("MIGRATE_REPORT_JUNIT", "/dev/full", "junit"),), False, ())
     assert [name for name, _ in reports.write(record(), None)] == ["MIGRATE_REPORT_JUNIT"]
+
+
+def test_the_summary_stays_far_below_githubs_limit_with_thousands_of_findings():
+    many = tuple(dataclasses.replace(DRIFT, message=f"{DRIFT.message} {n}") for n in range(5000))
+    text = github.summary(record(findings=many))
+    assert len(text.encode()) < 512 * 1024
+    assert f"and {5000 - github.IN_SUMMARY} more" in text

@@ -8,6 +8,8 @@ from ..findings import ERROR, Finding
 from .record import APPLIED, FAILED, PENDING, ROUND_TRIPPED, Record
 
 _LEVEL_ICON = {ERROR: "❌", "warning": "⚠️"}
+# GitHub refuses a step summary over 1 MiB: the findings table stops here.
+IN_SUMMARY = 500
 
 
 def annotations(record: Record) -> list[str]:
@@ -63,10 +65,13 @@ def summary(record: Record) -> str:
         parts.append(f"#### Revisions ({counts})\n\n| Revision | Outcome | Duration | File |\n|---|---|---:|---|\n"
                      + rows)
     if record.findings:
+        shown = record.findings[:IN_SUMMARY]
         rows = "".join(f"| {_LEVEL_ICON.get(f.level, '')} {f.level} | `{f.rule}` | {_code(f.revision)} | "
-                       f"{_where(record, f)} | {_cell(f.message)} | {_cell(f.hint)} |\n" for f in record.findings)
+                       f"{_where(record, f)} | {_cell(f.message)} | {_cell(f.hint)} |\n" for f in shown)
+        more = len(record.findings) - len(shown)
         parts.append(f"#### Findings ({len(record.findings)})\n\n| Level | Rule | Revision | Where | Finding | "
-                     "Do instead |\n|---|---|---|---|---|---|\n" + rows)
+                     "Do instead |\n|---|---|---|---|---|---|\n" + rows
+                     + (f"\nand {more} more: the SARIF and JUnit reports and the log list every one\n" if more else ""))
     if record.targets:
         rows = "".join(f"| {_cell(t.name)} | {'✅' if t.exit_code == 0 else '❌'} {t.exit_code} | {_revs(t.current)} "
                        f"| {_cell(t.summary)} |\n" for t in record.targets)
