@@ -135,7 +135,7 @@ def _write_reports(verdict: _Verdict, code: int, environ: Mapping[str, str]) -> 
     try:
         record = Record(settings.command, code, verdict.title, verdict.summary, report_root(environ),
                         settings.versions_dir, details.current, details.heads, tuple(details.revisions),
-                        tuple(details.findings)).redacted(verdict.secrets)
+                        tuple(details.findings), tuple(details.targets)).redacted(verdict.secrets)
         failed = verdict.reports.write(record, sys.stdout)
     except BrokenPipeError:
         _discard_stdout()

@@ -232,3 +232,16 @@ def test_no_password_in_any_report_or_annotation(pg_database, revisions, sidecar
     assert "fails on purpose" in text
     for form in (password, quote(password, safe=""), "r3port-s3cret"):
         assert form not in text
+
+
+def test_a_run_that_never_logs_in_still_reports_its_exit_code(revisions, sidecar, reports):
+    revisions.chain(1)
+    result = sidecar.run("upgrade", env={"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/none",
+                                         "MIGRATE_WAIT_TIMEOUT": "1", **reports.env})
+    assert_clean_failure(result, 3)
+    (annotation,) = read.annotations(result.stdout)
+    assert annotation.level == "error" and annotation.message.startswith("exit 3: ")
+    assert reports.sarif()["runs"][0]["invocations"][0]["exitCode"] == 3
+    (run,) = reports.junit()
+    assert run.name == "run" and not run.is_passed
+    assert reports.outputs()["exit-code"] == "3" and reports.code_quality() == []

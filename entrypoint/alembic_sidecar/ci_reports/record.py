@@ -45,6 +45,7 @@ class Details:
     heads: tuple[str, ...] | None = None
     revisions: list[Revision] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)  # a fleet run: one per database, in the fleet's order
 
 
 @dataclass(frozen=True)
