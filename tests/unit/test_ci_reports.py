@@ -193,3 +193,14 @@ def test_the_summary_stays_far_below_githubs_limit_with_thousands_of_findings():
     text = github.summary(record(findings=many))
     assert len(text.encode()) < 512 * 1024
     assert f"and {5000 - github.IN_SUMMARY} more" in text
+
+
+def test_a_run_that_asks_for_no_report_does_not_even_import_them():
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom alembic_sidecar import cli\nfrom alembic_sidecar.settings import from_environ\n"
+             "verdict = cli._Verdict()\ncli._start_reports(from_environ({}, ['upgrade']), {}, verdict, [])\n"
+             "print(verdict.reports is None, 'alembic_sidecar.ci_reports' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["True", "False"]
