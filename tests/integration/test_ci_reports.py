@@ -138,6 +138,8 @@ def test_drift_reports_each_difference_as_a_finding(database, sidecar, reports, 
     assert_clean_failure(result, 10, "differ")
     expected = sorted(f"to match the models Alembic would: {difference}" for difference in DRIFTED)
     assert sorted(result["message"]["text"].split(" (")[0] for result in reports.results()) == expected
+    assert {result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for result in reports.results()} \
+        == {"naming/versions"}
     assert sorted(issue["check_name"] for issue in reports.code_quality()) == ["schema-drift"] * 2
     assert all(issue["location"]["path"] == "naming/versions" for issue in reports.code_quality())
     assert sorted(a.message.split("\n")[0] for a in read.annotations(result.stdout)) == expected

@@ -58,7 +58,8 @@ def test_sarif_results_sit_on_the_revision_file_relative_to_the_root_and_line(tm
     assert location["region"] == {"startLine": 14}
     assert risky["level"] == "error" and risky["ruleId"] == RISKY.rule
     assert run["tool"]["driver"]["rules"][risky["ruleIndex"]]["id"] == RISKY.rule
-    assert "locations" not in drift, "a difference has no file"
+    assert drift["locations"][0]["physicalLocation"] == {
+        "artifactLocation": {"uri": "migrations/versions", "uriBaseId": "SRCROOT"}}, "GitHub needs a location"
 
 
 def test_junit_has_a_case_per_revision_and_finding_and_the_run(tmp_path):

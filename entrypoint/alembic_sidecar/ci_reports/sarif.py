@@ -44,13 +44,15 @@ def _result(record: Record, finding: Finding, index: int) -> dict[str, Any]:
     result: dict[str, Any] = {"ruleId": finding.rule, "ruleIndex": index, "level": _level(finding),
                               "message": {"text": finding.message + (f" ({finding.hint})" if finding.hint else "")},
                               "partialFingerprints": {"alembicSidecar/v1": fingerprint(record, finding)}}
-    path = record.relative(finding.path)
-    if path is not None:
-        location: dict[str, Any] = {"artifactLocation": (
-            {"uri": Path(path).as_uri()} if path.startswith("/") else {"uri": path, "uriBaseId": ROOT})}
-        if finding.line:
-            location["region"] = {"startLine": finding.line}
-        result["locations"] = [{"physicalLocation": location}]
+    # GitHub's upload refuses a result without a location: one of no file (a schema difference) is put on the
+    # versions directory, as GitLab's Code Quality needs too.
+    path = record.relative(finding.path) or record.relative(record.versions_dir)
+    assert path is not None
+    location: dict[str, Any] = {"artifactLocation": (
+        {"uri": Path(path).as_uri()} if path.startswith("/") else {"uri": path, "uriBaseId": ROOT})}
+    if finding.path and finding.line:
+        location["region"] = {"startLine": finding.line}
+    result["locations"] = [{"physicalLocation": location}]
     if finding.revision:
         result["properties"] = {"revision": finding.revision}
     return result
