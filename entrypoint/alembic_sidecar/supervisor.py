@@ -25,8 +25,7 @@ from .errors import Interrupted, MigrationFailed, SidecarError, Signalled, Trans
 from .failures import describe
 from .logs import flush_streams
 from .redaction import redact, secret_forms
-from .report import (Done, EndpointMessage, Failed, Message, Plan, Reporter, Revisions, RoundTripped, Step, Steps,
-                     read_reports)
+from .report import Done, EndpointMessage, Failed, Message, Plan, Reporter, Step, Steps, read_reports
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -137,38 +136,14 @@ class _Supervision:
         return outcome
 
     def _detail(self, details: Details, error: SidecarError | None) -> None:
-        """What the CI reports show, from the child's messages and the parent's own reads (which win)."""
-        from .ci_reports.record import APPLIED, FAILED, PENDING, ROUND_TRIPPED, Revision
-        from .findings import Finding
+        """What the CI reports show: the child's messages, and the parent's own reads of the database, which win."""
+        from .ci_reports.collect import from_messages
 
-        position = self.reports.last(Revisions)
-        if position is not None:
-            details.current, details.heads = position.current, position.heads
-        if self.read_back is not None:
-            details.current = self.read_back
-        ended = self.reports.last(Failed) if error is not None else self.reports.last(Done)
         password = self._endpoint_password()
-        for fields in ended.findings if ended is not None else ():
-            finding = Finding(**fields)
-            if password:
-                finding = dataclasses.replace(finding, message=redact(finding.message, secret_forms([password])),
-                                              hint=redact(finding.hint, secret_forms([password])))
-            details.findings.append(finding)
-        applied = {step.revision: step.duration_ms for step in self.reports.progress()
-                   if step.duration_ms is not None and step.revision not in self.undone}
-        tested = {message.revision: message.duration_ms for message in self.reports.messages
-                  if isinstance(message, RoundTripped)}
-        failed = {finding.revision for finding in details.findings if finding.revision}
-        culprit = self.reports.culprit_revision() if error is not None and self.settings.command != "test" else None
-        if culprit is not None and culprit[0] not in failed:
-            failed.add(culprit[0])
-            details.findings.append(Finding("migration-failed", "error", error.message if error else "",
-                                            error.hint or "" if error else "", *culprit))
-        for revision, path in position.pending if position is not None else ():
-            outcome = ROUND_TRIPPED if revision in tested else FAILED if revision in failed else \
-                APPLIED if revision in applied and self.settings.command != "test" else PENDING
-            details.revisions.append(Revision(revision, outcome, path, tested.get(revision, applied.get(revision))
-                                              if outcome in (APPLIED, ROUND_TRIPPED) else None))
+        from_messages(details, self.reports.messages, command=self.settings.command,
+                      failure=None if error is None else error.message, read_back=self.read_back,
+                      undone=self.undone, culprit=self.reports.culprit_revision(),
+                      secrets=secret_forms([password]) if password else [])
 
     def _endpoint_password(self) -> str | None:
         endpoint = self.reports.last(EndpointMessage)

@@ -205,3 +205,39 @@ def test_a_run_that_asks_for_no_report_does_not_even_import_them():
              "print(verdict.reports is None, 'alembic_sidecar.ci_reports' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.split() == ["True", "False"]
+
+
+def _messages(*extra):
+    from alembic_sidecar.report import Revisions, Step, Steps
+
+    return [Revisions(current=(), heads=("r3",), pending=(("r1", "/v/r1.py"), ("r2", "/v/r2.py"), ("r3", "/v/r3.py"))),
+            Steps(steps=(("r1", "/v/r1.py"), ("r2", "/v/r2.py"), ("r3", "/v/r3.py")), table="alembic_version",
+                  schema=None),
+            Step("r1", ("r1",), 5), Step("r2", ("r2",), 7), *extra]
+
+
+def test_the_parents_own_read_wins_and_revisions_a_rollback_undid_are_not_applied():
+    from alembic_sidecar.ci_reports.collect import from_messages
+    from alembic_sidecar.ci_reports.record import Details
+
+    details = Details()
+    from_messages(details, _messages(), command="upgrade", failure="revision file /v/r3.py failed: boom",
+                  read_back=("r1",), undone=["r2"], culprit=("r3", "/v/r3.py"), secrets=[])
+    assert details.current == ("r1",) and details.heads == ("r3",)
+    assert [(r.revision, r.outcome, r.duration_ms) for r in details.revisions] == [
+        ("r1", APPLIED, 5), ("r2", PENDING, None), ("r3", FAILED, None)]
+    (finding,) = details.findings
+    assert (finding.rule, finding.revision, finding.path) == ("migration-failed", "r3", "/v/r3.py")
+
+
+def test_a_childs_finding_is_masked_with_what_only_the_parent_knows():
+    from alembic_sidecar.ci_reports.collect import from_messages
+    from alembic_sidecar.ci_reports.record import Details
+    from alembic_sidecar.report import Failed
+
+    leaked = dataclasses.asdict(Finding("round-trip", ERROR, "url had ini-pa55word in it", "", "r2", "/v/r2.py", 3))
+    details = Details()
+    from_messages(details, _messages(Failed(1, "migration failed", "x", findings=(leaked,))), command="test",
+                  failure="x", read_back=None, undone=[], culprit=None, secrets=["ini-pa55word"])
+    assert "ini-pa55word" not in details.findings[0].message
+    assert [r.outcome for r in details.revisions] == [PENDING, FAILED, PENDING], "test's steps are not its outcome"
