@@ -73,7 +73,7 @@ def _run(argv: Sequence[str], environ: Mapping[str, str], verdict: _Verdict) -> 
         _warn_of_unknown_variables(environ)
         _start_reports(settings, environ, verdict, secrets)
         if settings.targets_file is not None:
-            return _run_fleet(settings, started, secrets)
+            return _run_fleet(settings, started, secrets, verdict)
         if settings.shards > 1:
             raise ConfigurationError(f"MIGRATE_SHARDS={settings.shards} shares a list of targets, and "
                                      "MIGRATE_TARGETS_FILE is not set", hint="set MIGRATE_TARGETS_FILE, or unset "
@@ -171,7 +171,7 @@ def _warn_of_unknown_variables(environ: Mapping[str, str]) -> None:
         logs.get_logger().warning("unknown_setting", variable=name, hint=f"{name} is not a setting: {hint}")
 
 
-def _run_fleet(settings: Settings, started: float, secrets: list[str]) -> int:
+def _run_fleet(settings: Settings, started: float, secrets: list[str], verdict: _Verdict) -> int:
     """Many targets (fleet.py): every line checked before any work; the worst target's exit code."""
     from . import fleet, targets as fleet_targets
 
@@ -181,9 +181,17 @@ def _run_fleet(settings: Settings, started: float, secrets: list[str]) -> int:
         secrets.extend(found)
         logs.add_secrets(found)
     result = fleet.run(settings, fleet_targets.shard(listed, settings), started)
-    # The CI reports (issue 16) take their `targets` from here: result.results, one TargetResult per target.
     line = result.summary if result.code == 0 else f"exit {result.code}: {result.summary}"
     _write_termination_log(settings, redact(line, secrets))
+    if verdict.details is not None:  # the CI reports: one row per target
+        from .ci_reports.record import Target
+        from .errors import EXIT_CODES
+
+        verdict.details.targets.extend(
+            Target(done.target.label, done.outcome, done.code, redact(done.error or done.outcome, secrets),
+                   done.applied, done.duration_ms if done.code is not None else None) for done in result.results)
+        verdict.summary = redact(result.summary, secrets)
+        verdict.title = next((title for code, title, _ in EXIT_CODES if code == result.code), "failed")
     return result.code
 
 

@@ -16,6 +16,7 @@ from tests.fixtures.databases import register_secret
 
 from .conftest import assert_clean_failure, assert_exit
 from .naming import DRIFTED, copy_history
+from .test_fleet import UNREACHABLE_PASSWORD, fleet_of, unreachable_line  # noqa: F401 - fleet_of: a fixture
 
 pytestmark = pytest.mark.integration
 
@@ -247,3 +248,20 @@ def test_a_run_that_never_logs_in_still_reports_its_exit_code(revisions, sidecar
     (run,) = reports.junit()
     assert run.name == "run" and not run.is_passed
     assert reports.outputs()["exit-code"] == "3" and reports.code_quality() == []
+
+
+def test_a_fleet_reports_one_row_and_one_test_case_per_target(fleet_of, revisions, sidecar, reports):
+    revisions.chain(2)
+    fleet = fleet_of("sqlite-files", 2)
+    unreachable = unreachable_line()
+    fleet.write([fleet.members[0].line, unreachable, fleet.members[1].line])
+    result = sidecar.run(env={**fleet.settings(MIGRATE_CONTINUE_ON_ERROR="true", MIGRATE_WAIT_TIMEOUT="1"),
+                              **reports.env})
+    assert_exit(result, 3)
+    targets = [(case.name, case.is_passed) for case in reports.junit() if case.classname.endswith(".targets")]
+    assert [passed for _, passed in targets] == [True, False, True]
+    assert targets[0][0] == fleet.members[0].line and "***" in targets[1][0] and "127.0.0.1" in targets[1][0]
+    summary = reports.summary()
+    assert "#### Targets (3)" in summary and "| ✅ migrated | 0 | 2 |" in summary and "| ❌ failed | 3 |" in summary
+    assert reports.outputs()["exit-code"] == "3"
+    assert UNREACHABLE_PASSWORD not in reports.everything(result.stdout)

@@ -89,10 +89,11 @@ def test_junit_fails_pending_revisions_of_a_check_and_skips_those_a_failed_upgra
 
 
 def test_junit_shows_a_fleets_targets(tmp_path):
-    targets = (Target("eu", 0, "migrated", ("r0003",)), Target("us", 9, "connection lost"))
+    targets = (Target("eu", "migrated", 0, "migrated", 2, 40), Target("us", "failed", 9, "connection lost"),
+               Target("ap", "not started", None, "not started"))
     cases = read.junit(write(tmp_path, "j.xml", junit.render(record(targets=targets, exit_code=9))))
-    assert [(case.name, case.is_passed) for case in cases if case.classname.endswith(".targets")] == \
-        [("eu", True), ("us", False)]
+    assert [(case.name, case.is_passed, case.is_skipped) for case in cases if case.classname.endswith(".targets")] \
+        == [("eu", True, False), ("us", False, False), ("ap", False, True)]
 
 
 def test_code_quality_has_gitlabs_fields_with_a_path_for_every_finding(tmp_path):
@@ -144,7 +145,7 @@ def test_outputs_have_the_revisions_and_counts_and_multi_line_values_in_the_deli
 
 
 def test_the_summary_lists_revisions_with_durations_findings_and_targets_in_tables():
-    text = github.summary(record(findings=(RISKY, DROP), targets=(Target("eu", 0, "ok | fine", ("r3",)),)))
+    text = github.summary(record(findings=(RISKY, DROP), targets=(Target("eu", "migrated", 0, "ok | fine", 1, 9),)))
     assert text.startswith("### alembic-sidecar upgrade: ✅ passed\n")
     assert "| `r0002` | ✅ applied | 12 ms | `migrations/versions/r0002_add_index.py` |" in text
     assert "`migrations/versions/r0002_add_index.py:14`" in text

@@ -73,10 +73,11 @@ def summary(record: Record) -> str:
                      "Do instead |\n|---|---|---|---|---|---|\n" + rows
                      + (f"\nand {more} more: the SARIF and JUnit reports and the log list every one\n" if more else ""))
     if record.targets:
-        rows = "".join(f"| {_cell(t.name)} | {'✅' if t.exit_code == 0 else '❌'} {t.exit_code} | {_revs(t.current)} "
-                       f"| {_cell(t.summary)} |\n" for t in record.targets)
-        parts.append(f"#### Targets ({len(record.targets)})\n\n| Target | Exit | Database at | Summary |\n"
-                     "|---|---|---|---|\n" + rows)
+        rows = "".join(f"| {_cell(t.name)} | {_target_icon(t.exit_code)} {t.outcome} | "
+                       f"{'' if t.exit_code is None else t.exit_code} | {t.applied} | {_ms(t.duration_ms)} | "
+                       f"{_cell(t.summary)} |\n" for t in record.targets)
+        parts.append(f"#### Targets ({len(record.targets)})\n\n| Target | Outcome | Exit | Applied | Duration | "
+                     "Summary |\n|---|---|---:|---:|---:|---|\n" + rows)
     return "\n".join(parts) + "\n"
 
 
@@ -115,6 +116,10 @@ def _where(record: Record, finding: Finding) -> str:
 def _outcome(outcome: str) -> str:
     return {APPLIED: "✅ applied", ROUND_TRIPPED: "✅ round-tripped", FAILED: "❌ failed",
             PENDING: "⏳ pending"}.get(outcome, outcome)
+
+
+def _target_icon(code: int | None) -> str:
+    return "⏸️" if code is None else "✅" if code == 0 else "❌"
 
 
 def _ms(duration: int | None) -> str:

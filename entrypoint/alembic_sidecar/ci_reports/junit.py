@@ -55,8 +55,9 @@ def render(record: Record) -> str:
         else:  # a warning passes, as it does the run: said in the case's output
             case(f"{name}.findings", title, file=record.relative(finding.path), out=f"warning: {text}")
     for target in record.targets:
-        case(f"{name}.targets", target.name, outcome=None if target.exit_code == 0 else
-             ("failure", f"exit {target.exit_code}", target.summary), out=target.summary)
+        outcome = None if target.exit_code == 0 else ("skipped", target.outcome, "") if target.exit_code is None \
+            else ("failure", f"exit {target.exit_code} ({target.outcome})", target.summary)
+        case(f"{name}.targets", target.name, ms=target.duration_ms, outcome=outcome, out=target.summary)
     # The run itself: its verdict is a test case, so a failure no finding explains still shows.
     explained = counts["failures"] > 0
     case(name, "run", outcome=None if record.passed else

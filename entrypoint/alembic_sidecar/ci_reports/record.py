@@ -28,12 +28,15 @@ class Revision:
 
 @dataclass(frozen=True)
 class Target:
-    """One database of a fleet run (branch `fleet` fills ``Record.targets``): the summary and JUnit show each."""
+    """One database of a fleet run (MIGRATE_TARGETS_FILE; cli.py fills ``Details.targets`` from fleet.py's result):
+    the summary and JUnit show each."""
 
-    name: str
-    exit_code: int
-    summary: str
-    current: tuple[str, ...] = ()
+    name: str  # the target's label: a masked URL, schema=NAME or database=NAME
+    outcome: str  # migrated, unchanged, failed, interrupted, not started
+    exit_code: int | None  # None: never started
+    summary: str  # the error, or the outcome
+    applied: int = 0
+    duration_ms: int | None = None
 
 
 @dataclass
