@@ -1,6 +1,6 @@
-"""The CI reports of real runs (issue 16, item 3), read back as each CI system reads them: check with pending
-revisions, upgrade applying and failing, drift differing, test's failing round trip, on PostgreSQL, MariaDB and
-SQLite (conftest's ``database``); bad report paths; secrets."""
+"""The CI reports of real runs (issue 16, item 3), read back as each CI system reads them: lint's findings on their
+revision file and line, check with pending revisions, upgrade applying and failing, drift differing, test's failing
+round trip, on PostgreSQL, MariaDB and SQLite (conftest's ``database``); a fleet; bad report paths; secrets."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from tests.fixtures.databases import register_secret
 
 from .conftest import assert_clean_failure, assert_exit
 from .naming import DRIFTED, copy_history
+from .test_lint import BASE, URLS
 from .test_fleet import UNREACHABLE_PASSWORD, fleet_of, unreachable_line  # noqa: F401 - fleet_of: a fixture
 
 pytestmark = pytest.mark.integration
@@ -265,3 +266,49 @@ def test_a_fleet_reports_one_row_and_one_test_case_per_target(fleet_of, revision
     assert "#### Targets (3)" in summary and "| ✅ migrated | 0 | 2 |" in summary and "| ❌ failed | 3 |" in summary
     assert reports.outputs()["exit-code"] == "3"
     assert UNREACHABLE_PASSWORD not in reports.everything(result.stdout)
+
+
+LINTED = [('op.create_index("ix_orders_customer", "orders", ["customer_id"])', "require-concurrent-index-creation"),
+          ('op.drop_column("orders", "legacy")', "ban-drop-column"),
+          ('op.rename_table("customers", "clients")', "renaming-table")]
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_lint_findings_sit_on_their_revision_file_and_line_in_every_report(revisions, sidecar, reports, backend):
+    revisions.add(BASE, message="base")
+    risky = revisions.add("".join(f"    {call}\n" for call, _ in LINTED), message="risky")
+    path = relative(reports, revisions, risky)
+    # SQLite has the rules every database shares; PostgreSQL adds squawk's (the index).
+    expected = {(rule, line_of(revisions, risky, call)) for call, rule in LINTED
+                if backend == "postgresql" or rule != "require-concurrent-index-creation"}
+    result = sidecar.run("lint", env={"DATABASE_URL": URLS[backend], **reports.env})
+    assert_clean_failure(result, 11)
+    annotations = read.annotations(result.stdout)
+    assert {(a.properties["title"].split(" ")[0], int(a.properties["line"])) for a in annotations} == expected
+    assert {(a.level, a.properties["file"]) for a in annotations} == {("error", path)}
+    results = reports.results()
+    assert {(r["ruleId"], r["locations"][0]["physicalLocation"]["region"]["startLine"]) for r in results} == expected
+    assert {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results} == {path}
+    assert {(i["check_name"], i["location"]["lines"]["begin"]) for i in reports.code_quality()} == expected
+    failures = [case for case in reports.junit() if case.classname.endswith(".findings")]
+    assert len(failures) == len(expected) and not any(case.is_passed for case in failures)
+    assert all(f"{path}:" in case.name for case in failures)
+    outputs = reports.outputs()
+    assert (outputs["exit-code"], outputs["findings"], outputs["errors"]) == ("11", str(len(expected)),
+                                                                             str(len(expected)))
+    assert "secret-pw-marker" not in reports.everything(result.stdout)
+
+
+def test_lint_warnings_alone_pass_and_are_reported_as_warnings(revisions, sidecar, reports):
+    revisions.add(BASE)
+    call = 'op.alter_column("orders", "customer_id", nullable=False, existing_type=sa.BigInteger)'
+    rev = revisions.add(f"    {call}\n")
+    result = sidecar.run("lint", env={"DATABASE_URL": URLS["postgresql"], **reports.env})
+    assert_exit(result, 0)
+    (annotation,) = read.annotations(result.stdout)
+    assert (annotation.level, annotation.properties["line"]) == ("warning", str(line_of(revisions, rev, call)))
+    (sarif,) = reports.results()
+    assert sarif["level"] == "warning" and reports.sarif()["runs"][0]["invocations"][0]["executionSuccessful"]
+    assert [issue["severity"] for issue in reports.code_quality()] == ["minor"]
+    assert all(case.is_passed for case in reports.junit())
+    assert reports.summary().startswith("### alembic-sidecar lint: ✅ passed") and "⚠️ warning" in reports.summary()
