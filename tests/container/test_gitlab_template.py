@@ -1,0 +1,92 @@
+"""The GitLab CI template (ci/gitlab/alembic-sidecar.yml) run for real by gitlab-ci-local on the local Docker engine:
+a project that includes it with inputs, its jobs in the image under test, against the real PostgreSQL.
+
+gitlab-ci-local (pinned in tests/setup/gitlab-ci-local, installed by tests/run) runs each job as GitLab's Docker
+executor does: the project copied into a volume at $CI_PROJECT_DIR and handed to the image's user, the script in the
+image's shell, the artifacts copied back. No registry here: the jobs take the image under test by its local tag, the
+helper container (gitlab-ci-local's own chown and copy) runs on the local Python base, and the jobs join the host
+network to reach 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.fixtures.databases import assert_no_secrets
+from tests.fixtures.docker import REPO
+
+pytestmark = pytest.mark.container
+
+TOOL_DIR = REPO / "tests" / "setup" / "gitlab-ci-local"
+TOOL = TOOL_DIR / "node_modules" / ".bin" / "gitlab-ci-local"
+TEMPLATE = REPO / "ci" / "gitlab" / "alembic-sidecar.yml"
+
+
+@pytest.fixture(scope="session")
+def gitlab_ci_local() -> Path:
+    """The pinned gitlab-ci-local, installed from its lock when tests/run has not done it yet."""
+    if not TOOL.exists():
+        if shutil.which("npm") is None:
+            pytest.fail("gitlab-ci-local is not installed and there is no npm: run tests/run", pytrace=False)
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--prefix", str(TOOL_DIR)], check=True,
+                       capture_output=True, timeout=600)
+    return TOOL
+
+
+class GitlabProject:
+    """A git repository with a .gitlab-ci.yml that includes the template, and the example revisions."""
+
+    def __init__(self, root: Path, image: str, helper: str) -> None:
+        self.root, self.image, self.helper = root, image, helper
+        shutil.copytree(REPO / "image" / "examples" / "versions", root / "migrations" / "versions")
+        (root / "ci").mkdir()
+        shutil.copy(TEMPLATE, root / "ci" / TEMPLATE.name)
+
+    def pipeline(self, tool: Path, *inputs: dict[str, str], variables: dict[str, str]) -> subprocess.CompletedProcess:
+        """Run the pipeline made of one include of the template per ``inputs``; returns gitlab-ci-local's run."""
+        includes = [{"local": f"ci/{TEMPLATE.name}", "inputs": {"image": self.image, **each}} for each in inputs]
+        (self.root / ".gitlab-ci.yml").write_text(yaml.safe_dump({"include": includes}, sort_keys=False))
+        git = ["git", "-C", str(self.root), "-c", "user.name=test", "-c", "user.email=test@example.com"]
+        if not (self.root / ".git").exists():
+            subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "pipeline"], check=True)
+        argv = [str(tool), "--network", "host", "--pull-policy", "if-not-present",
+                "--helper-image", self.helper, "--no-color", "--concurrency", "1"]
+        for key, value in variables.items():
+            argv += ["--variable", f"{key}={value}"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=self.root)
+        assert_no_secrets(done.stdout + done.stderr)
+        return done
+
+    def job_log(self, job: str) -> str:
+        return (self.root / ".gitlab-ci-local" / "output" / f"{job}.log").read_text()
+
+
+@pytest.fixture
+def gitlab_project(tmp_path, sidecar_image, base_images) -> GitlabProject:
+    return GitlabProject(tmp_path / "project", sidecar_image, base_images.base)
+
+
+def test_the_template_upgrades_then_checks_a_database_in_a_gitlab_pipeline(gitlab_ci_local, gitlab_project,
+                                                                          pg_database):
+    done = gitlab_project.pipeline(gitlab_ci_local, {"command": "upgrade", "stage": "build"}, {"command": "check"},
+                                   variables={"DATABASE_URL": pg_database.url})
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "PASS  alembic-sidecar-upgrade" in done.stdout and "PASS  alembic-sidecar-check" in done.stdout
+    assert pg_database.revisions() == ["0003"]
+    assert '"event": "migration_complete"' in gitlab_project.job_log("alembic-sidecar-upgrade")
+
+
+def test_a_check_with_pending_revisions_fails_its_gitlab_job_with_exit_8(gitlab_ci_local, gitlab_project,
+                                                                        pg_database):
+    done = gitlab_project.pipeline(gitlab_ci_local, {"command": "check"}, variables={"DATABASE_URL": pg_database.url})
+    assert done.returncode != 0, done.stdout[-4000:]
+    assert "FAIL  alembic-sidecar-check" in done.stdout, done.stdout[-4000:]
+    assert '"exit_code": 8' in gitlab_project.job_log("alembic-sidecar-check")
+    assert pg_database.revisions() == []
