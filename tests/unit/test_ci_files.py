@@ -117,3 +117,17 @@ def test_every_variable_the_action_sets_is_a_setting_and_every_value_an_input():
     # Every input reaches the container through env or args (an input nothing reads would be a silent no-op).
     used = {INPUT_EXPRESSION.match(value).group(1) for value in [*env.values(), *action["runs"]["args"]]}
     assert used == set(action["inputs"])
+
+
+def test_the_readmes_gitlab_pipeline_is_valid_and_includes_the_template(tmp_path):
+    blocks = re.findall(r"```yaml\n(include:.*?)```", (REPO / "README.md").read_text(), re.S)
+    assert len(blocks) == 1
+    pipeline = yaml.safe_load(blocks[0])
+    assert {include["remote"].rsplit("/", 3)[-3:] == ["ci", "gitlab", GITLAB_TEMPLATE.name]
+            for include in pipeline["include"]} == {True}
+    inputs = yaml.safe_load(GITLAB_TEMPLATE.read_text().split("\n---\n")[0])["spec"]["inputs"]
+    assert all(set(include["inputs"]) <= set(inputs) for include in pipeline["include"])
+    path = tmp_path / "gitlab-ci.yml"
+    path.write_text(blocks[0])
+    done = check_jsonschema("gitlab-ci", path)
+    assert done.returncode == 0, done.stdout + done.stderr
