@@ -78,7 +78,7 @@ step migrate check
 {
     cat <<'EOF'
 <!doctype html><html><head><meta charset="utf-8"><style>
-body { margin: 0; padding: 24px; width: 1060px; background: #f6f8fa; color: #1f2328;
+body { margin: 0; padding: 24px; width: 1300px; background: #f6f8fa; color: #1f2328;
        font: 14px/1.5 -apple-system, "Segoe UI", "Noto Sans", Helvetica, Arial, sans-serif, "Noto Color Emoji"; }
 .job { background: #fff; border: 1px solid #d0d7de; border-radius: 6px; margin-bottom: 16px; }
 .job > h2 { margin: 0; padding: 12px 16px; font-size: 14px; font-weight: 600; border-bottom: 1px solid #d0d7de; }
@@ -101,7 +101,7 @@ EOF
 } >"$work/summary.html"
 
 chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --force-device-scale-factor=1 \
-    --window-size=1108,4000 --screenshot="$work/page.png" "file://$work/summary.html" >/dev/null 2>&1
+    --window-size=1348,4000 --screenshot="$work/page.png" "file://$work/summary.html" >/dev/null 2>&1
 # The page is shorter than the window: cut the picture below the last job's box.
 /usr/bin/python3 - "$work/page.png" "$out" <<'EOF'
 import sys
