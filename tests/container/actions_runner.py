@@ -87,8 +87,9 @@ class ActionsRunner:
         return path
 
     def run(self, workspace: Path, with_: dict[str, str] | None = None, env: dict[str, str] | None = None,
-            timeout: float = 180) -> StepResult:
-        """One step: ``uses:`` this action ``with:`` these inputs and the step's ``env:``."""
+            network: str = "host", timeout: float = 180) -> StepResult:
+        """One step: ``uses:`` this action ``with:`` these inputs and the step's ``env:``, the container on
+        ``network`` (the job's network where it has services)."""
         temp = self.root / f"runner-temp-{secrets.token_hex(3)}"
         commands, home, workflow = temp / "_runner_file_commands", temp / "_github_home", temp / "_github_workflow"
         for path in (commands, home, workflow):
@@ -115,7 +116,7 @@ class ActionsRunner:
         args = [_evaluate(str(arg), inputs) for arg in self.action["runs"].get("args", [])]
 
         argv = ["docker", "run", "--name", f"sidecar-test-action-{secrets.token_hex(4)}", "--label", TEST_LABEL,
-                "--workdir", "/github/workspace", "--rm", "--network", "host"]
+                "--workdir", "/github/workspace", "--rm", "--network", network]
         for key in environment:
             argv += ["-e", key]  # the values come from the docker CLI's environment, as the runner passes them
         argv += ["-e", "GITHUB_ACTIONS=true", "-e", "CI=true",

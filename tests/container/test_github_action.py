@@ -9,20 +9,13 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.databases import assert_no_secrets
-from tests.fixtures.docker import IMAGE, REPO
+from tests.fixtures.docker import REPO
 
 from .actions_runner import RUNNER_UID, ActionsRunner
 
 pytestmark = pytest.mark.container
 
 EXAMPLES = REPO / "image" / "examples" / "versions"
-
-
-@pytest.fixture(scope="session")
-def action_image(base_images, tmp_path_factory) -> ActionsRunner:
-    """The action's image, built once per session as the runner builds it (see actions_runner.py)."""
-    return ActionsRunner.build(REPO / "action.yml", f"{IMAGE}-action", tmp_path_factory.mktemp("actions"),
-                               base_images.base)
 
 
 @pytest.fixture

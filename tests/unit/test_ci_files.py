@@ -29,10 +29,11 @@ ACTION_DOCKERFILE_HEAD = """\
 # `docker build -f Dockerfile.action .` (no build arguments: the default base) and runs it as its own user.
 """
 ACTION_DOCKERFILE_TAIL = """
-# ---- the GitHub Action's image: root, as GitHub's runner requires of a Docker action ----
+# ---- the GitHub Action's image: the ci target (with `lint`), run as root, as GitHub's runner requires ----
 # The runner mounts the workspace and the step's summary and output files, owned by the runner's own user (mode
-# 0644), and never passes --user: only root in the container can write the reports there. The image `docker build .`
-# makes stays non-root.
+# 0644), and never passes --user: only root in the container can write the reports there. The images of the targets
+# above stay non-root.
+FROM ci
 USER 0:0
 """
 #: The only expression the action's env and args use: an input's value, as the runner substitutes it.
@@ -59,7 +60,7 @@ def gitlab_documents(path: Path, into: Path) -> list[Path]:
     return files
 
 
-def test_dockerfile_action_is_the_dockerfile_run_as_root():
+def test_dockerfile_action_is_the_dockerfiles_ci_target_run_as_root():
     expected = action_dockerfile()
     if os.environ.get("UPDATE_ACTION_DOCKERFILE") == "1":
         ACTION_DOCKERFILE.write_text(expected)
