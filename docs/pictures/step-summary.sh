@@ -35,31 +35,7 @@ psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $db"
 workspace=$work/workspace
 mkdir -p "$workspace/migrations/versions"
 cp image/examples/versions/*.py "$workspace/migrations/versions/"
-cat >"$workspace/migrations/versions/0004_order_status.py" <<'EOF'
-"""orders get a status
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-12-04 00:00:03
-"""
-import sqlalchemy as sa
-from alembic import op
-
-revision = "0004"
-down_revision = "0003"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.add_column("orders", sa.Column("status", sa.Text(), nullable=False))
-    op.create_index("ix_orders_status", "orders", ["status"])
-
-
-def downgrade() -> None:
-    op.drop_index("ix_orders_status", table_name="orders")
-    op.drop_column("orders", "status")
-EOF
+cp tests/container/data/0004_order_status.py "$workspace/migrations/versions/"  # the tests' risky revision
 
 # step JOB COMMAND [VAR=VALUE...]: one step of a job, its summary appended to the job's, its exit code ignored (a
 # failing step is part of the picture).
