@@ -3,9 +3,9 @@ a project that includes it with inputs, its jobs in the image under test, agains
 
 gitlab-ci-local (pinned in tests/setup/gitlab-ci-local, installed by tests/run) runs each job as GitLab's Docker
 executor does: the project copied into a volume at $CI_PROJECT_DIR and handed to the image's user, the script in the
-image's shell, the artifacts copied back. No registry here: the jobs take the image under test by its local tag, the
-helper container (gitlab-ci-local's own chown and copy) runs on the local Python base, and the jobs join the host
-network to reach 127.0.0.1.
+image's shell, the artifacts (``artifacts:paths``) copied back to .gitlab-ci-local/artifacts/JOB/. No registry here:
+the jobs take the image under test by its local tag, gitlab-ci-local's helper container is a local stand-in
+(tests/setup/gitlab-ci-local/helper.Dockerfile), and the jobs join the host network to reach 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import pytest
 import yaml
 
 from tests.fixtures.databases import assert_no_secrets
-from tests.fixtures.docker import REPO
+from tests.fixtures.docker import IMAGE, REPO, build_image
+
+from .support import RISKY_REVISION
 
 pytestmark = pytest.mark.container
 
@@ -68,9 +70,18 @@ class GitlabProject:
         return (self.root / ".gitlab-ci-local" / "output" / f"{job}.log").read_text()
 
 
+@pytest.fixture(scope="session")
+def helper_image(python_bases) -> str:
+    """gitlab-ci-local's helper container, a local stand-in (tests/setup/gitlab-ci-local/helper.Dockerfile) on the
+    oldest Python base: Debian bookworm, whose packages every machine here can install."""
+    return build_image(f"{IMAGE}-gitlab-ci-local-helper", TOOL_DIR, dockerfile=TOOL_DIR / "helper.Dockerfile",
+                       build_args={"BASE_IMAGE": python_bases["oldest"].image})
+
+
 @pytest.fixture
-def gitlab_project(tmp_path, sidecar_image, base_images) -> GitlabProject:
-    return GitlabProject(tmp_path / "project", sidecar_image, base_images.base)
+def gitlab_project(tmp_path, ci_image, helper_image) -> GitlabProject:
+    """The project on the image the template names by default, the CI variant (tagged locally as ``ci_image``)."""
+    return GitlabProject(tmp_path / "project", ci_image, helper_image)
 
 
 def test_the_template_upgrades_then_checks_a_database_in_a_gitlab_pipeline(gitlab_ci_local, gitlab_project,
@@ -81,6 +92,14 @@ def test_the_template_upgrades_then_checks_a_database_in_a_gitlab_pipeline(gitla
     assert "PASS  alembic-sidecar-upgrade" in done.stdout and "PASS  alembic-sidecar-check" in done.stdout
     assert pg_database.revisions() == ["0003"]
     assert '"event": "migration_complete"' in gitlab_project.job_log("alembic-sidecar-upgrade")
+
+
+def test_a_lint_job_fails_on_a_risky_revision_with_exit_11(gitlab_ci_local, gitlab_project):
+    risky = gitlab_project.root / "migrations" / "versions" / "0004_order_status.py"
+    risky.write_text(RISKY_REVISION)
+    done = gitlab_project.pipeline(gitlab_ci_local, {"command": "lint", "driver": "postgresql"}, variables={})
+    assert "FAIL  alembic-sidecar-lint" in done.stdout, done.stdout[-4000:]
+    assert '"exit_code": 11' in gitlab_project.job_log("alembic-sidecar-lint")
 
 
 def test_a_check_with_pending_revisions_fails_its_gitlab_job_with_exit_8(gitlab_ci_local, gitlab_project,
