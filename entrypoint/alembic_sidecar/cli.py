@@ -158,6 +158,7 @@ def _run_full(settings: Settings, started: float, details: Details | None) -> tu
         result = asyncio.run(Runner(settings).run())
         if details is not None:
             details.findings.extend(result.findings)
+            details.heads = result.heads
         return result.output, result.summary
     from .supervisor import supervise
 

@@ -79,7 +79,7 @@ COMMANDS: tuple[Command, ...] = (
             reports=True),
     Command("current", "print the database's current revision", "inspect:current", answers_on_stdout=True),
     Command("heads", "print the head revisions of the versions directory", "heads:heads", connects=False,
-            answers_on_stdout=True),
+            answers_on_stdout=True, reports=True),
     Command("history", "print the revision history", "history:history", connects=False, answers_on_stdout=True),
     Command("wait", "only wait until the database accepts a login", "wait:wait", reads_files=False),
     Command("ready", "wait, read-only and without a lock, until the database is at the heads (or MIGRATE_TARGET): "
@@ -113,6 +113,7 @@ class Result:
     expected: tuple[str, ...] | None = None
     applied: int = 0
     findings: list[Finding] = field(default_factory=list)  # for the CI reports (warnings of a passing run, ...)
+    heads: tuple[str, ...] | None = None  # for the CI reports: the heads an offline command found (`heads`)
 
 
 @dataclass
