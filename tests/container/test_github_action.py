@@ -3,15 +3,18 @@ exit code the step fails with, and what the workflow reads back."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.fixtures.databases import assert_no_secrets
 from tests.fixtures.docker import REPO
 
 from .actions_runner import RUNNER_UID, ActionsRunner
+from .support import RISKY_REVISION
 
 pytestmark = pytest.mark.container
 
@@ -31,15 +34,52 @@ def checkout(runner) -> Path:
     return workspace
 
 
-def test_the_steps_fail_and_pass_on_the_commands_exit_codes_as_a_workflow_branches_on_them(
+def test_check_and_upgrade_steps_exit_annotate_summarise_and_set_outputs_as_a_workflow_reads_them(
         runner, checkout, pg_database):
+    declared = set(yaml.safe_load((REPO / "action.yml").read_text())["outputs"])
     pending = runner.run(checkout, {"command": "check", "database-url": pg_database.url})
     assert pending.exit_code == 8, pending
+    assert set(pending.outputs) == declared, "action.yml's outputs are what the step writes"
+    assert pending.outputs | {"summary": ""} == {
+        "command": "check", "exit-code": "8", "current": "", "heads": "0003", "applied": "0", "pending": "3",
+        "failed": "0", "round-tripped": "0", "findings": "0", "errors": "0", "summary": ""}
+    # The failed step's error, and a notice on each pending revision's file (relative to the workspace).
+    assert sorted((level, props.get("file", "")) for level, props, _ in pending.annotations) == sorted(
+        [("error", "")] + [("notice", f"migrations/versions/{path.name}") for path in EXAMPLES.glob("*.py")])
+    assert "alembic-sidecar check" in pending.summary and "exit 8" in pending.summary
+
     upgraded = runner.run(checkout, {"command": "upgrade", "database-url": pg_database.url})
     assert upgraded.exit_code == 0, upgraded
     assert pg_database.revisions() == ["0003"]
+    assert (upgraded.outputs["exit-code"], upgraded.outputs["applied"], upgraded.outputs["heads"]) == ("0", "3", "0003")
+    assert upgraded.annotations == []
+    for path in sorted(EXAMPLES.glob("*.py")):  # each applied revision with its file, relative to the workspace
+        assert f"`migrations/versions/{path.name}`" in upgraded.summary, upgraded.summary
+
     at_heads = runner.run(checkout, {"command": "check", "database-url": pg_database.url})
     assert at_heads.exit_code == 0, at_heads
+    assert (at_heads.outputs["exit-code"], at_heads.outputs["pending"]) == ("0", "0")
+
+
+def test_a_lint_step_annotates_each_finding_on_its_revision_file_and_line_and_writes_sarif(runner, checkout):
+    risky = checkout / "migrations" / "versions" / "0004_order_status.py"
+    risky.write_text(RISKY_REVISION)
+    lines = risky.read_text().splitlines()
+    add_column = next(n for n, line in enumerate(lines, 1) if "op.add_column" in line)
+    create_index = next(n for n, line in enumerate(lines, 1) if "op.create_index" in line)
+    step = runner.run(checkout, {"command": "lint", "driver": "postgresql", "lint-since": "0003",
+                                 "sarif": "lint.sarif"})
+    assert step.exit_code == 11, step
+    found = {(level, props["file"], int(props["line"])) for level, props, _ in step.annotations}
+    assert found == {("error", "migrations/versions/0004_order_status.py", add_column),
+                     ("error", "migrations/versions/0004_order_status.py", create_index)}, step.stdout
+    assert (step.outputs["exit-code"], step.outputs["findings"], step.outputs["errors"]) == ("11", "2", "2")
+    assert "0004_order_status.py" in step.summary
+    sarif = json.loads((checkout / "lint.sarif").read_text())
+    located = {(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+                r["locations"][0]["physicalLocation"]["region"]["startLine"]) for r in sarif["runs"][0]["results"]}
+    assert located == {("migrations/versions/0004_order_status.py", add_column),
+                       ("migrations/versions/0004_order_status.py", create_index)}
 
 
 def test_the_inputs_reach_the_sidecar_target_and_versions_dir(runner, pg_database):

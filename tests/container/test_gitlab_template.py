@@ -10,12 +10,14 @@ the jobs take the image under test by its local tag, gitlab-ci-local's helper co
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from junitparser import JUnitXml
 
 from tests.fixtures.databases import assert_no_secrets
 from tests.fixtures.docker import IMAGE, REPO, build_image
@@ -38,6 +40,11 @@ def gitlab_ci_local() -> Path:
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--prefix", str(TOOL_DIR)], check=True,
                        capture_output=True, timeout=600)
     return TOOL
+
+
+def junit_cases(path: Path) -> dict[str, bool]:
+    """Each test case of a JUnit report, read by a JUnit library as GitLab's test report reads it: passed or not."""
+    return {case.name: case.is_passed for suite in JUnitXml.fromfile(str(path)) for case in suite}
 
 
 class GitlabProject:
@@ -70,6 +77,11 @@ class GitlabProject:
         return (self.root / ".gitlab-ci-local" / "output" / f"{job}.log").read_text()
 
 
+    def artifact(self, job: str, name: str) -> Path:
+        """A file the job kept as an artifact, where gitlab-ci-local copies it back."""
+        return self.root / ".gitlab-ci-local" / "artifacts" / job / name
+
+
 @pytest.fixture(scope="session")
 def helper_image(python_bases) -> str:
     """gitlab-ci-local's helper container, a local stand-in (tests/setup/gitlab-ci-local/helper.Dockerfile) on the
@@ -92,14 +104,29 @@ def test_the_template_upgrades_then_checks_a_database_in_a_gitlab_pipeline(gitla
     assert "PASS  alembic-sidecar-upgrade" in done.stdout and "PASS  alembic-sidecar-check" in done.stdout
     assert pg_database.revisions() == ["0003"]
     assert '"event": "migration_complete"' in gitlab_project.job_log("alembic-sidecar-upgrade")
+    # The merge request's test report: a passing case per applied revision, and the run's own.
+    cases = junit_cases(gitlab_project.artifact("alembic-sidecar-upgrade", "alembic-sidecar-upgrade.junit.xml"))
+    assert sorted(cases) == ["0001 applied", "0002 applied", "0003 applied", "run"] and all(cases.values()), cases
+    assert json.loads(gitlab_project.artifact("alembic-sidecar-check",
+                                              "alembic-sidecar-check.codequality.json").read_text()) == []
 
 
-def test_a_lint_job_fails_on_a_risky_revision_with_exit_11(gitlab_ci_local, gitlab_project):
+def test_a_lint_job_fails_on_a_risky_revision_with_its_findings_in_the_merge_requests_reports(
+        gitlab_ci_local, gitlab_project):
     risky = gitlab_project.root / "migrations" / "versions" / "0004_order_status.py"
     risky.write_text(RISKY_REVISION)
     done = gitlab_project.pipeline(gitlab_ci_local, {"command": "lint", "driver": "postgresql"}, variables={})
     assert "FAIL  alembic-sidecar-lint" in done.stdout, done.stdout[-4000:]
     assert '"exit_code": 11' in gitlab_project.job_log("alembic-sidecar-lint")
+    quality = json.loads(gitlab_project.artifact("alembic-sidecar-lint",
+                                                 "alembic-sidecar-lint.codequality.json").read_text())
+    lines = risky.read_text().splitlines()
+    expected = {next(n for n, line in enumerate(lines, 1) if call in line) for call in ("op.add_column",
+                                                                                        "op.create_index")}
+    assert {(issue["location"]["path"], issue["location"]["lines"]["begin"]) for issue in quality} == {
+        ("migrations/versions/0004_order_status.py", line) for line in expected}
+    cases = junit_cases(gitlab_project.artifact("alembic-sidecar-lint", "alembic-sidecar-lint.junit.xml"))
+    assert not any(cases.values()) and len(cases) == 3, cases  # a failing case per finding, and the run's
 
 
 def test_a_check_with_pending_revisions_fails_its_gitlab_job_with_exit_8(gitlab_ci_local, gitlab_project,
