@@ -211,9 +211,17 @@ def test_a_report_that_cannot_be_written_after_the_run_keeps_the_exit_code(sqlit
 
 def test_commands_without_reports_write_none(sqlite_database, revisions, sidecar, reports):
     revisions.chain(1)
-    result = sidecar.run("heads", env={"DATABASE_URL": sqlite_database.url, **reports.env})
+    result = sidecar.run("history", env={"DATABASE_URL": sqlite_database.url, **reports.env})
     assert_exit(result, 0)
     assert not (reports.root / "report.sarif").exists() and not (reports.root / "output").exists()
+
+
+def test_heads_sets_the_heads_output_a_pull_requests_lint_since_takes(revisions, sidecar, reports):
+    revisions.chain(2)
+    result = sidecar.run("heads", env={"DB_DRIVER": "postgresql", **reports.env})  # offline: nothing contacted
+    assert_exit(result, 0)
+    assert result.stdout.strip() == revisions.head
+    assert reports.outputs()["heads"] == revisions.head and reports.outputs()["exit-code"] == "0"
 
 
 ECHO_URL_AND_FAIL = '''\
