@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from tests.fixtures import ci_reports
 from tests.fixtures.docker import TEST_LABEL, build_image
 
 #: The user GitHub-hosted runners run as: it owns the workspace and the file-command files.
@@ -50,17 +51,9 @@ class StepResult:
     command: list[str] = field(repr=False)
 
     @property
-    def annotations(self) -> list[tuple[str, dict[str, str], str]]:
-        """The workflow commands on stdout that make annotations: (level, properties, message), decoded as the
-        runner decodes them."""
-        found = []
-        for line in self.stdout.splitlines():
-            match = re.match(r"^::(error|warning|notice)(?: ([^:]*))?::(.*)$", line)
-            if match:
-                properties = dict(_unescape_property(part).split("=", 1)
-                                  for part in (match.group(2) or "").split(",") if part)
-                found.append((match.group(1), properties, _unescape_data(match.group(3))))
-        return found
+    def annotations(self) -> list[ci_reports.Annotation]:
+        """The workflow commands on stdout that make annotations, decoded as the runner decodes them."""
+        return ci_reports.annotations(self.stdout)
 
     def __str__(self) -> str:
         return f"step exited {self.exit_code}:\n{self.stdout[-3000:]}\n{self.stderr[-3000:]}"
@@ -130,28 +123,8 @@ class ActionsRunner:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                               env={"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                                    **environment})
-        return StepResult(done.returncode, done.stdout, done.stderr, parse_outputs(files["GITHUB_OUTPUT"].read_text()),
+        return StepResult(done.returncode, done.stdout, done.stderr, ci_reports.outputs(files["GITHUB_OUTPUT"]),
                           files["GITHUB_STEP_SUMMARY"].read_text(), workspace, argv)
-
-
-def parse_outputs(text: str) -> dict[str, str]:
-    """``name=value`` lines and ``name<<DELIMITER`` blocks, as the runner's SetOutputFileCommand reads them."""
-    outputs, lines = {}, iter(text.splitlines())
-    for line in lines:
-        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
-            name, delimiter = line.split("<<", 1)
-            value = []
-            for body in lines:
-                if body == delimiter:
-                    break
-                value.append(body)
-            else:
-                raise AssertionError(f"output {name!r}: no closing delimiter {delimiter!r}")
-            outputs[name] = "\n".join(value)
-        elif line:
-            name, value = line.split("=", 1)
-            outputs[name] = value
-    return outputs
 
 
 def _evaluate(template: str, inputs: dict[str, Any]) -> str:
@@ -162,11 +135,3 @@ def _evaluate(template: str, inputs: dict[str, Any]) -> str:
 def _own(*paths: Path) -> None:
     for path in paths:
         subprocess.run(["chown", "-R", f"{RUNNER_UID}:{RUNNER_UID}", str(path)], check=True)
-
-
-def _unescape_data(text: str) -> str:
-    return text.replace("%0D", "\r").replace("%0A", "\n").replace("%25", "%")
-
-
-def _unescape_property(text: str) -> str:
-    return _unescape_data(text.replace("%3A", ":").replace("%2C", ","))

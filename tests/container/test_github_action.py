@@ -3,7 +3,6 @@ exit code the step fails with, and what the workflow reads back."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 import yaml
 
 from tests.fixtures.databases import assert_no_secrets
+from tests.fixtures import ci_reports
 from tests.fixtures.docker import REPO
 
 from .actions_runner import RUNNER_UID, ActionsRunner
@@ -44,7 +44,7 @@ def test_check_and_upgrade_steps_exit_annotate_summarise_and_set_outputs_as_a_wo
         "command": "check", "exit-code": "8", "current": "", "heads": "0003", "applied": "0", "pending": "3",
         "failed": "0", "round-tripped": "0", "findings": "0", "errors": "0", "summary": ""}
     # The failed step's error, and a notice on each pending revision's file (relative to the workspace).
-    assert sorted((level, props.get("file", "")) for level, props, _ in pending.annotations) == sorted(
+    assert sorted((note.level, note.properties.get("file", "")) for note in pending.annotations) == sorted(
         [("error", "")] + [("notice", f"migrations/versions/{path.name}") for path in EXAMPLES.glob("*.py")])
     assert "alembic-sidecar check" in pending.summary and "exit 8" in pending.summary
 
@@ -70,12 +70,12 @@ def test_a_lint_step_annotates_each_finding_on_its_revision_file_and_line_and_wr
     step = runner.run(checkout, {"command": "lint", "driver": "postgresql", "lint-since": "0003",
                                  "sarif": "lint.sarif"})
     assert step.exit_code == 11, step
-    found = {(level, props["file"], int(props["line"])) for level, props, _ in step.annotations}
+    found = {(note.level, note.properties["file"], int(note.properties["line"])) for note in step.annotations}
     assert found == {("error", "migrations/versions/0004_order_status.py", add_column),
                      ("error", "migrations/versions/0004_order_status.py", create_index)}, step.stdout
     assert (step.outputs["exit-code"], step.outputs["findings"], step.outputs["errors"]) == ("11", "2", "2")
     assert "0004_order_status.py" in step.summary
-    sarif = json.loads((checkout / "lint.sarif").read_text())
+    sarif = ci_reports.sarif(checkout / "lint.sarif")  # valid against SARIF 2.1.0's schema
     located = {(r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
                 r["locations"][0]["physicalLocation"]["region"]["startLine"]) for r in sarif["runs"][0]["results"]}
     assert located == {("migrations/versions/0004_order_status.py", add_column),

@@ -10,16 +10,15 @@ the jobs take the image under test by its local tag, gitlab-ci-local's helper co
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from junitparser import JUnitXml
 
 from tests.fixtures.databases import assert_no_secrets
+from tests.fixtures import ci_reports
 from tests.fixtures.docker import IMAGE, REPO, build_image
 
 from .support import RISKY_REVISION
@@ -44,7 +43,7 @@ def gitlab_ci_local() -> Path:
 
 def junit_cases(path: Path) -> dict[str, bool]:
     """Each test case of a JUnit report, read by a JUnit library as GitLab's test report reads it: passed or not."""
-    return {case.name: case.is_passed for suite in JUnitXml.fromfile(str(path)) for case in suite}
+    return {case.name: case.is_passed for case in ci_reports.junit(path)}
 
 
 class GitlabProject:
@@ -107,8 +106,8 @@ def test_the_template_upgrades_then_checks_a_database_in_a_gitlab_pipeline(gitla
     # The merge request's test report: a passing case per applied revision, and the run's own.
     cases = junit_cases(gitlab_project.artifact("alembic-sidecar-upgrade", "alembic-sidecar-upgrade.junit.xml"))
     assert sorted(cases) == ["0001 applied", "0002 applied", "0003 applied", "run"] and all(cases.values()), cases
-    assert json.loads(gitlab_project.artifact("alembic-sidecar-check",
-                                              "alembic-sidecar-check.codequality.json").read_text()) == []
+    assert ci_reports.code_quality(gitlab_project.artifact("alembic-sidecar-check",
+                                                           "alembic-sidecar-check.codequality.json")) == []
 
 
 def test_a_lint_job_fails_on_a_risky_revision_with_its_findings_in_the_merge_requests_reports(
@@ -118,8 +117,8 @@ def test_a_lint_job_fails_on_a_risky_revision_with_its_findings_in_the_merge_req
     done = gitlab_project.pipeline(gitlab_ci_local, {"command": "lint", "driver": "postgresql"}, variables={})
     assert "FAIL  alembic-sidecar-lint" in done.stdout, done.stdout[-4000:]
     assert '"exit_code": 11' in gitlab_project.job_log("alembic-sidecar-lint")
-    quality = json.loads(gitlab_project.artifact("alembic-sidecar-lint",
-                                                 "alembic-sidecar-lint.codequality.json").read_text())
+    quality = ci_reports.code_quality(gitlab_project.artifact("alembic-sidecar-lint",
+                                                              "alembic-sidecar-lint.codequality.json"))
     lines = risky.read_text().splitlines()
     expected = {next(n for n, line in enumerate(lines, 1) if call in line) for call in ("op.add_column",
                                                                                         "op.create_index")}

@@ -9,7 +9,6 @@ What a job-runner would fetch from GitHub is stood in for: ``actions/checkout`` 
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import shutil
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.fixtures import ci_reports
 from tests.fixtures.docker import REPO, docker
 
 from .actions_runner import RUNNER_UID, ActionsRunner, StepResult
@@ -63,8 +63,7 @@ class Job:
         if uses.startswith("actions/checkout@"):
             return "checked out beforehand", 0
         if uses.startswith("github/codeql-action/upload-sarif@"):
-            sarif = json.loads((self.workspace / with_["sarif_file"]).read_text())
-            return sarif, 0
+            return ci_reports.sarif(self.workspace / with_["sarif_file"]), 0  # what it would upload, validated
         if uses.startswith("OWNER/alembic-sidecar@"):
             result = self.runner.run(self.workspace, with_, network=self.network)
             self.outputs[step.get("id", "")] = result.outputs
@@ -164,7 +163,7 @@ def test_the_lint_job_lints_only_what_the_pull_request_adds_and_keeps_its_sarif(
     assert job.outputs["base"]["heads"] == "0003"  # the base branch's head, from its own revision files
     lint: StepResult = job.result("Lint the revisions this pull request adds")
     assert lint.exit_code == 11, lint
-    assert {props["file"] for _, props, _ in lint.annotations} == {"migrations/versions/0004_order_status.py"}
+    assert {note.properties["file"] for note in lint.annotations} == {"migrations/versions/0004_order_status.py"}
     sarif = job.result("Findings in code scanning")  # run although lint failed: always()
     assert len(sarif["runs"][0]["results"]) == 2
     assert job.failed
