@@ -100,6 +100,18 @@ class SchemaDrift(SidecarError):
     title = "schema drift"
 
 
+class AppliedHistoryChanged(SidecarError):
+    """An applied revision's file changed or disappeared since it was applied (``check``; ``upgrade`` with
+    ``MIGRATE_VERIFY_HISTORY=strict``); ``findings`` names each one."""
+
+    exit_code = 12
+    title = "applied history changed"
+
+    def __init__(self, message: str, *, hint: str | None = None, findings: tuple = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.findings = findings
+
+
 class Interrupted(SidecarError):
     """SIGTERM or SIGINT arrived; the current transaction was rolled back and the lock released."""
 
@@ -154,6 +166,10 @@ EXIT_CODES: list[tuple[int, str, str]] = [
      "`drift` only: the database and your models (MIGRATE_METADATA, or your env.py's target_metadata) differ; the "
      "`drift` log event lists each difference; write the missing revision (`alembic revision --autogenerate`) or "
      "fix the models"),
+    (AppliedHistoryChanged.exit_code, AppliedHistoryChanged.title,
+     "`check`, and `upgrade` with MIGRATE_VERIFY_HISTORY=strict (before applying anything): the file of an applied "
+     "revision changed (beyond whitespace and comments) or disappeared; the `applied_history_changed` event names "
+     "each; revert the file and write a new revision for the change"),
     (SidecarError.exit_code, SidecarError.title, "a bug in alembic-sidecar; please report it with the log"),
     (130, "interrupted by SIGINT", "the current transaction was rolled back and the lock released"),
     (143, "interrupted by SIGTERM", "the current transaction was rolled back and the lock released"),

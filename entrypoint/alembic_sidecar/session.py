@@ -131,6 +131,21 @@ class Session:
                                  refused_hint="grant the migration user access to the database") from None
         raise AssertionError("unreachable")
 
+    async def run_own(self, work: Any, doing: str, *, refused_hint: str) -> Any:
+        """``work(sync_connection)`` as one bounded transaction of the sidecar's own, committed; a failure is
+        rolled back and translated as :meth:`fault` does."""
+        connection = self.connection
+        assert connection is not None
+        try:
+            result = await self.bounded(connection.run_sync(work))
+            await connection.commit()
+            return result
+        except _PASS_THROUGH:
+            raise
+        except Exception as exc:
+            await self.rollback_quietly()
+            raise self.fault(exc, doing, refused=f"refused while {doing}", refused_hint=refused_hint) from None
+
     async def acquire_lock(self) -> None:
         assert self.connection is not None
         self.lock = self.database.lock(self.connection, self.settings, self.endpoint, self.token)

@@ -6,7 +6,7 @@ from .. import alembic_env
 from ..alembic_env import Project
 from ..errors import PendingRevisions
 from ..logs import get_logger
-from . import Context, Result, revs
+from . import Context, Result, applied, revs
 
 
 def prepare_check(project: Project) -> None:
@@ -26,6 +26,7 @@ async def check(context: Context) -> Result:
     found = await context.session.current_revisions(before_lock=True)
     heads = project.heads()
     if set(found) == set(heads):
+        await applied.verify(context, found)
         get_logger().info("database_at_heads", revision=revs(found))
         return Result(f"database at the heads ({revs(found)})")
     unknown = alembic_env.check_revisions(project, "heads", found)
@@ -34,5 +35,6 @@ async def check(context: Context) -> Result:
             get_logger().warning("database_ahead", unknown_revisions=unknown)
             return Result(f"database at {revs(unknown)}, ahead of these revisions (ignored)")
         raise alembic_env.unknown_revision_error(unknown)
+    await applied.verify(context, found)
     raise PendingRevisions(f"database at {revs(found)}, revision files at {revs(heads)}",
                            hint="run `alembic-sidecar upgrade`")

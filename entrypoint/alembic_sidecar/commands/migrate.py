@@ -15,7 +15,10 @@ from ..report import Plan, Step, Steps
 from ..settings import Settings
 from ..users_env import run_users_env
 from . import Context, Result, revs
+from .applied import recorder, settle
 from .migration_failure import CANCEL_MARGIN, migration_failure
+
+AHEAD = "ahead"
 
 
 def refuse_upgrade(settings: Settings) -> None:
@@ -49,13 +52,15 @@ async def _migrate(context: Context, *, downgrade: bool) -> Result:
     current = await session.current_revisions(before_lock=True)
     finished = _nothing_to_do(context, destination, current, downgrade)
     if finished is not None:
-        return finished
+        return await _settled(context, finished, current, locked=False)
     await session.acquire_lock()
     # Another replica may have migrated while we waited for the lock.
     current = await session.current_revisions()
     finished = _nothing_to_do(context, destination, current, downgrade)
     if finished is not None:
-        return finished
+        return await _settled(context, finished, current, locked=True)
+    # Before anything is applied: the history adopted, and (MIGRATE_VERIFY_HISTORY=strict) exit 12 on a change.
+    findings = await settle(context, current, locked=True)
     await session.set_migration_settings(project.bundled)
     context.reporter.send(Plan(heads=tuple(sorted(project.heads())) if _to_heads(destination, downgrade) else None,
                                targets=None if downgrade else _named_targets(project, destination), before=current))
@@ -66,7 +71,14 @@ async def _migrate(context: Context, *, downgrade: bool) -> Result:
     # Alembic's on_version_apply hook heard every step, in the bundled env.py and in a user's alike; a revision
     # retried after a rollback counts once.
     count = len({step.revision for step in applied})
-    return Result("migrated", before=current, expected=expected, applied=count)
+    return Result("migrated", before=current, expected=expected, applied=count, findings=findings)
+
+
+async def _settled(context: Context, finished: Result, current: tuple[str, ...], *, locked: bool) -> Result:
+    """Nothing to apply: the history is still adopted and compared, unless the database is ahead of the files."""
+    if finished.summary != AHEAD:
+        finished.findings = await settle(context, current, locked=locked)
+    return finished
 
 
 async def _run_with_retries(context: Context, destination: str, downgrade: bool, current: tuple[str, ...],
@@ -116,6 +128,7 @@ async def _run_alembic(context: Context, destination: str, downgrade: bool, curr
                "version_table": settings.version_table, "version_table_schema": settings.version_table_schema}
     if context.endpoint is not None:
         options.update(context.database.alembic_options())
+    on_record = recorder(context)
     statement_bound = settings.statement_timeout + CANCEL_MARGIN if settings.statement_timeout is not None else None
     connection = session.connection
     context.migrating = True
@@ -125,14 +138,14 @@ async def _run_alembic(context: Context, destination: str, downgrade: bool, curr
             with StatementWatchdog(session.engine, context.database, statement_bound, context.on_watchdog):
                 await connection.run_sync(lambda sync_connection: guarded(
                     alembic_env.migrate, project, sync_connection, destination, downgrade=downgrade,
-                    configure_options=options, on_step=on_step, on_plan=on_plan))
+                    configure_options=options, on_step=on_step, on_plan=on_plan, on_record=on_record))
         else:
             loop = asyncio.get_running_loop()
 
             def migrate() -> None:
                 guarded(alembic_env.migrate, project, None, destination, downgrade=downgrade,
                         on_step=lambda step, heads: loop.call_soon_threadsafe(on_step, step, heads),
-                        on_plan=lambda *plan: loop.call_soon_threadsafe(on_plan, *plan))
+                        on_plan=lambda *plan: loop.call_soon_threadsafe(on_plan, *plan), on_record=on_record)
 
             await run_users_env(context, migrate)
     except (SidecarError, Signalled, asyncio.CancelledError):
@@ -159,7 +172,7 @@ def _nothing_to_do(context: Context, destination: str, current: tuple[str, ...],
             raise alembic_env.unknown_revision_error(unknown)
         get_logger().warning("database_ahead", unknown_revisions=unknown,
                              hint="the database carries revisions this image does not know; nothing was changed")
-        return Result("ahead", before=current, expected=current)
+        return Result(AHEAD, before=current, expected=current)
     if alembic_env.steps_to(project, destination, current, downgrade=downgrade):
         return None
     # Alembic has nothing to run: the database is at the target, or an upgrade's target lies below it.
