@@ -7,7 +7,7 @@ or exit 4 while waiting for the lock) instead of holding it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import text
@@ -131,9 +131,9 @@ class Session:
                                  refused_hint="grant the migration user access to the database") from None
         raise AssertionError("unreachable")
 
-    async def run_own(self, work: Any, doing: str, *, refused_hint: str) -> Any:
+    async def run_own(self, work: Any, doing: str, *, refused_hint: Callable[[str], str]) -> Any:
         """``work(sync_connection)`` as one bounded transaction of the sidecar's own, committed; a failure is
-        rolled back and translated as :meth:`fault` does."""
+        rolled back and translated as :meth:`fault` does (a refusal's hint made from the server's words)."""
         connection = self.connection
         assert connection is not None
         try:
@@ -144,7 +144,8 @@ class Session:
             raise
         except Exception as exc:
             await self.rollback_quietly()
-            raise self.fault(exc, doing, refused=f"refused while {doing}", refused_hint=refused_hint) from None
+            raise self.fault(exc, doing, refused=f"refused while {doing}",
+                             refused_hint=refused_hint(describe(exc))) from None
 
     async def acquire_lock(self) -> None:
         assert self.connection is not None

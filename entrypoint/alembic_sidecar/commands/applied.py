@@ -9,9 +9,15 @@ from .. import applied_history
 from ..alembic_env import Project
 from ..logs import get_logger
 from . import Context
+from .migration_failure import refused_hint
 
-_GRANT = ("grant the migration user SELECT, INSERT, UPDATE and DELETE on the history table (MIGRATE_HISTORY_TABLE) "
-          "and CREATE where it goes, or set MIGRATE_VERIFY_HISTORY=off")
+
+
+def _refused(context: Context) -> Callable[[str], str]:
+    """A refusal's hint: the privilege the server named belongs to the migrator, as for a revision's own DDL."""
+    assert context.database is not None
+    return lambda reason: (refused_hint(context.database.missing_privilege(reason))
+                           + "; MIGRATE_VERIFY_HISTORY=off leaves the history table (MIGRATE_HISTORY_TABLE) alone")
 
 
 def _applied(project: Project, current: tuple[str, ...]) -> list[str]:
@@ -30,7 +36,7 @@ async def _verdict(context: Context, current: tuple[str, ...]) -> applied_histor
     assert context.session is not None and context.project is not None
     history = applied_history.table(context.settings)
     records = await context.session.run_own(lambda connection: applied_history.read(connection, history),
-                                            f"reading {history.name}", refused_hint=_GRANT)
+                                            f"reading {history.name}", refused_hint=_refused(context))
     if records is None:
         return None
     return applied_history.compare(records, _applied(context.project, current), _files(context.project))
@@ -69,7 +75,7 @@ async def settle(context: Context, current: tuple[str, ...], *, locked: bool) ->
             refresh = {} if verdict is None else verdict.refresh
             await session.run_own(lambda connection: applied_history.adopt(connection, history, files, unrecorded,
                                                                            refresh),
-                                  f"recording the applied history in {history.name}", refused_hint=_GRANT)
+                                  f"recording the applied history in {history.name}", refused_hint=_refused(context))
             if unrecorded:
                 get_logger().info("applied_history_adopted", revisions=len(unrecorded), table=history.name)
             if verdict is None:
