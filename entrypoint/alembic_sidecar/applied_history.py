@@ -127,12 +127,14 @@ def read(connection: Connection, history: Table) -> dict[str, Record] | None:
 def adopt(connection: Connection, history: Table, files: Mapping[str, str], missing: Iterable[str],
           refresh: Mapping[str, str]) -> None:
     """Create the table if need be, record the ``missing`` revisions as adopted, and store the new bytes' sha256 of
-    files whose bytes changed but not what runs (so the fast no-op agrees with them again)."""
-    from sqlalchemy import update
+    files whose bytes changed but not what runs (so the fast no-op agrees with them again). Run again, it writes
+    the same."""
+    from sqlalchemy import delete, update
 
     history.create(connection, checkfirst=True)
     rows = [_row(revision, files[revision], applied=False) for revision in sorted(missing)]
-    if rows:
+    if rows:  # replacing any row a first attempt wrote (a revision retried after a lock timeout)
+        connection.execute(delete(history).where(history.c.revision.in_([row["revision"] for row in rows])))
         connection.execute(history.insert(), rows)
     for revision, sha in sorted(refresh.items()):
         connection.execute(update(history).where(history.c.revision == revision).values(file_sha256=sha))

@@ -103,7 +103,8 @@ def test_an_applied_revision_whose_file_is_gone_fails_check(database, revisions,
     assert_exit(sidecar.run("upgrade", env=env), 0)
     # "Squashed": the middle file deleted, the next one re-pointed past it.
     _file(revisions, ids[1]).unlink()
-    _edit(revisions, ids[2], f"down_revision = {ids[1]!r}", f"down_revision = {ids[0]!r}")
+    # (A longer line: a same-sized edit within the second would let Python reuse the file's stale bytecode.)
+    _edit(revisions, ids[2], f"down_revision = {ids[1]!r}", f"down_revision = {ids[0]!r}  # squashed")
     check = sidecar.run("check", env=env)
     assert_clean_failure(check, 12, ids[1], ids[2])
     rules = {event["revision"]: event["rule"] for event in check.named("applied_history_changed")}

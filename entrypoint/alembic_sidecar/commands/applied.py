@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .. import applied_history
@@ -55,48 +56,75 @@ async def verify(context: Context, current: tuple[str, ...]) -> None:
         raise applied_history.changed_error(verdict.findings)
 
 
-async def settle(context: Context, current: tuple[str, ...], *, locked: bool) -> list[Any]:
-    """`upgrade` and `downgrade`, before anything is applied: adopt what is applied but unrecorded (taking the lock
-    if need be), and compare; changes are a warning, or exit 12 with MIGRATE_VERIFY_HISTORY=strict."""
-    settings, session = context.settings, context.session
-    assert session is not None and context.project is not None
-    if settings.verify_history == "off":
-        return []
-    verdict = await _verdict(context, current)
-    if verdict is None or verdict.unrecorded or verdict.refresh:
-        if not locked:
-            await session.acquire_lock()
-            current = await session.current_revisions()
-            verdict = await _verdict(context, current)
-        if verdict is None or verdict.unrecorded or verdict.refresh:
-            history = applied_history.table(settings)
-            files = _files(context.project)
-            unrecorded = _applied(context.project, current) if verdict is None else verdict.unrecorded
-            refresh = {} if verdict is None else verdict.refresh
-            await session.run_own(lambda connection: applied_history.adopt(connection, history, files, unrecorded,
-                                                                           refresh),
-                                  f"recording the applied history in {history.name}", refused_hint=_refused(context))
-            if unrecorded:
-                get_logger().info("applied_history_adopted", revisions=len(unrecorded), table=history.name)
-            if verdict is None:
-                return []
-    if verdict.findings:
-        if settings.verify_history == "strict":
-            applied_history.log_findings(verdict.findings)
-            raise applied_history.changed_error(verdict.findings)
-        applied_history.log_findings(verdict.findings, "warning")
-    return verdict.findings
+@dataclass
+class Adoption:
+    """What the run writes before its first revision: the table, the applied revisions it lacks, new byte sums."""
+
+    files: dict[str, str]
+    unrecorded: list[str]
+    refresh: dict[str, str]
+
+    def write(self, connection: Any, history: Any) -> None:
+        applied_history.adopt(connection, history, self.files, self.unrecorded, self.refresh)
 
 
-def recorder(context: Context) -> Callable[[Any, Any, int], None] | None:
-    """What Alembic's on_version_apply hook calls for each step, on the migration's own connection."""
+async def settle(context: Context, current: tuple[str, ...]) -> tuple[list[Any], Adoption | None]:
+    """Before anything is applied, read only: the findings (a warning, or exit 12 with MIGRATE_VERIFY_HISTORY=strict)
+    and the adoption the run owes, which the migration writes in its first transaction (a failed first revision
+    leaves nothing behind)."""
     if context.settings.verify_history == "off":
+        return [], None
+    assert context.project is not None
+    verdict = await _verdict(context, current)
+    files = _files(context.project)
+    if verdict is None:
+        return [], Adoption(files, _applied(context.project, current), {})
+    _report(context, verdict.findings)
+    return verdict.findings, Adoption(files, verdict.unrecorded, verdict.refresh)
+
+
+async def settle_at_rest(context: Context, current: tuple[str, ...], *, locked: bool) -> list[Any]:
+    """Nothing to apply: compare as :func:`settle`, and write the adoption now (taking the lock if need be)."""
+    session = context.session
+    assert session is not None
+    findings, adoption = await settle(context, current)
+    if adoption is None or not (adoption.unrecorded or adoption.refresh):
+        return findings
+    if not locked:
+        await session.acquire_lock()
+        current = await session.current_revisions()  # another replica may have adopted or migrated meanwhile
+        findings, adoption = await settle(context, current)
+        assert adoption is not None
+    history = applied_history.table(context.settings)
+    await session.run_own(lambda connection: adoption.write(connection, history),
+                          f"recording the applied history in {history.name}", refused_hint=_refused(context))
+    if adoption.unrecorded:
+        get_logger().info("applied_history_adopted", revisions=len(adoption.unrecorded), table=history.name)
+    return findings
+
+
+def _report(context: Context, findings: list[Any]) -> None:
+    if not findings:
+        return
+    if context.settings.verify_history == "strict":
+        applied_history.log_findings(findings)
+        raise applied_history.changed_error(findings)
+    applied_history.log_findings(findings, "warning")
+
+
+def recorder(context: Context, adoption: Adoption | None) -> tuple[Callable[[Any], None], Callable[..., None]] | None:
+    """What the migration calls on its own connection: before the first revision (the table and the adoption, in
+    that revision's transaction) and after each step (Alembic's on_version_apply hook)."""
+    if adoption is None:
         return None
     history = applied_history.table(context.settings)
+
+    def start(connection: Any) -> None:
+        adoption.write(connection, history)
 
     def record(connection: Any, step: Any, duration_ms: int) -> None:
         script = step.up_revision
         applied_history.record_step(connection, history, list(step.up_revision_ids),
                                     getattr(script, "path", None), duration_ms, step.is_upgrade)
 
-    return record
+    return start, record
