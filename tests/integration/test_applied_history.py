@@ -219,3 +219,20 @@ def test_drift_leaves_the_history_table_out(pg_database, revisions, sidecar, tmp
     assert_exit(sidecar.run("upgrade", env=env), 0)
     assert HISTORY in pg_database.tables()
     assert_exit(sidecar.run("drift", env=env), 0)
+
+
+@pytest.mark.parametrize("template", [None, "async"], ids=["sync env.py", "async env.py"])
+def test_your_own_env_py_records_and_verifies_the_history_too(server_database, tmp_path, sidecar, template):
+    from tests.fixtures.revisions import Revisions
+
+    from .conftest import init_alembic_project
+
+    ini = init_alembic_project(tmp_path / "project", template)
+    own = Revisions(ini.parent / "migrations" / "versions")
+    ids = own.chain(2)
+    env = {"ALEMBIC_CONFIG": str(ini), "DATABASE_URL": server_database.url, "MIGRATE_VERSIONS_DIR": None}
+    assert_exit(sidecar.run("upgrade", env=env), 0)
+    history = _history(server_database)
+    assert sorted(history) == ids and not any(row[2] for row in history.values())
+    _edit(own, ids[1], 'op.create_table("t_', 'op.create_table("t9_')
+    assert_clean_failure(sidecar.run("check", env=env), 12, ids[1])
