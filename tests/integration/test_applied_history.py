@@ -7,7 +7,7 @@ import secrets
 
 import pytest
 
-from tests.fixtures.databases import PG_HOST, PG_PORT, register_secret
+from tests.fixtures.databases import PG_HOST, PG_PORT, free_port, register_secret
 
 from .conftest import assert_clean_failure, assert_exit
 
@@ -236,3 +236,10 @@ def test_your_own_env_py_records_and_verifies_the_history_too(server_database, t
     assert sorted(history) == ids and not any(row[2] for row in history.values())
     _edit(own, ids[1], 'op.create_table("t_', 'op.create_table("t9_')
     assert_clean_failure(sidecar.run("check", env=env), 12, ids[1])
+
+
+def test_history_with_an_unreachable_database_exits_3_without_a_traceback(revisions, sidecar):
+    revisions.chain(1)
+    result = sidecar.run("history", env={"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x",
+                                         "MIGRATE_WAIT_TIMEOUT": "1"})
+    assert_clean_failure(result, 3)

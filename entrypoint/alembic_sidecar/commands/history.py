@@ -38,7 +38,8 @@ def _when(value: Any) -> str:
 async def _read(context: Context) -> tuple[set[str], dict[str, tuple[Any, Any]]]:
     """The revisions the database's heads stand on, and the records of the applied history."""
     from .. import databases, endpoint as endpoints
-    from ..errors import unexpected
+    from ..databases.base import NothingOutside
+    from ..errors import DatabaseUnreachable, unexpected
     from ..failures import describe
     from ..fault_errors import Phase, fault_error
 
@@ -50,6 +51,11 @@ async def _read(context: Context) -> tuple[set[str], dict[str, tuple[Any, Any]]]
              (settings.history_table, schema, ("revision", "applied_at", "adopted"))]
     try:
         versions, rows = await driver.read_tables_now(endpoint, reads, max(1.0, settings.wait_timeout))
+    except NothingOutside:  # an in-memory database: nothing was ever applied to it
+        return set(), {}
+    except TimeoutError:
+        raise DatabaseUnreachable(f"the database did not answer within {max(1.0, settings.wait_timeout):g} s",
+                                  hint="check the URL and the network, or run `history` without a database") from None
     except Exception as exc:
         reason = describe(exc)
         phase = Phase("reading the applied history", rerun="nothing was changed; rerunning is safe",
