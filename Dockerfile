@@ -1,6 +1,7 @@
 # alembic-sidecar: bring a database to the right Alembic revision, then exit.
 #   docker build -t alembic-sidecar:0.1.0 -t alembic-sidecar:0.1.0-py3.15 .
 #   docker build --build-arg BASE_IMAGE=python:3.11-slim-trixie -t alembic-sidecar:0.1.0-py3.11 .
+#   docker build --target ci -t alembic-sidecar:0.1.0-ci .   (the CI variant: `lint` with squawk)
 #   docker run --rm -e DATABASE_URL=... -v "$PWD/migrations/versions:/migrations/versions:ro" alembic-sidecar:0.1.0
 # BASE_IMAGE: a Debian-based CPython 3.11 to 3.15 image with `python` and the venv module. The default is the newest
 # CPython every dependency ships wheels for, on Debian 13 (trixie). The build installs the locks resolved for the
@@ -53,10 +54,16 @@ RUN /opt/build-tools/bin/pip wheel --no-index --no-deps --no-build-isolation --c
  && /opt/build-tools/bin/pip --python /opt/venv/bin/python install --no-index --no-deps --no-compile /build/dist/*.whl \
  && find /opt/venv -name __pycache__ -prune -exec rm -rf {} + \
  && find /opt/venv -name '*.so' -exec strip --strip-debug {} + \
- && python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib
+ && python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib \
+ && lib="lib/python$(cat /build/python-minor)/site-packages" \
+ && mkdir -p "/opt/lint/bin" "/opt/lint/$lib" \
+ && mv /opt/venv/bin/squawk /opt/lint/bin/ \
+ && mv /opt/venv/"$lib"/squawk_cli-*.dist-info "/opt/lint/$lib/"
+# squawk (PostgreSQL's rules for `lint`, a 25 MB binary) is set aside above: the deploy image would add 55 MB to its
+# base with it, past the 45 MB bar, so only the `ci` target below carries it.
 
 # ---- runtime: the same Python, the venv, no pip, a numeric non-root user ----
-FROM ${BASE_IMAGE}
+FROM ${BASE_IMAGE} AS deploy
 ARG BASE_IMAGE
 ARG VERSION=0.1.0
 # Only what this Dockerfile knows for a fact; a CI that builds from a repository adds its own with
@@ -85,3 +92,11 @@ USER 10001:0
 # Exec form: alembic-sidecar is PID 1 and receives SIGTERM itself (it rolls back, releases the lock, exits 143).
 ENTRYPOINT ["alembic-sidecar"]
 CMD ["upgrade"]
+
+# ---- ci: the deploy image plus squawk, for `lint` on PostgreSQL in a CI job (tag 0.1.0-ci) ----
+#   docker build --target ci -t alembic-sidecar:0.1.0-ci .
+FROM deploy AS ci
+COPY --from=builder /opt/lint/ /opt/venv/
+
+# ---- the default target: the deploy image ----
+FROM deploy

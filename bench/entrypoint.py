@@ -38,7 +38,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,14 +105,25 @@ def revision_id(n: int) -> str:
     return f"b{n:04d}"
 
 
-def write_revisions(directory: Path, count: int) -> Path:
-    """Write `count` chained revisions: odd ones create a small table, even ones add a column to it."""
+def revisions_directory(directory: Path, count: int, text: Callable[[int], str], name: str = "bench") -> Path:
+    """`count` revision files, ``text(n)`` each, written once: a directory that already holds them is kept."""
     marker = directory / ".complete"
     if marker.exists() and marker.read_text() == str(count):
         return directory
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
     for n in range(1, count + 1):
+        (directory / f"{n:04d}_{name}.py").write_text(text(n))
+    # Both tools load revision files through importlib, which reads __pycache__: compile once so that neither
+    # tool's first timed run pays for the other's bytecode.
+    compileall.compile_dir(str(directory), quiet=1)
+    marker.write_text(str(count))
+    return directory
+
+
+def write_revisions(directory: Path, count: int) -> Path:
+    """Write `count` chained revisions: odd ones create a small table, even ones add a column to it."""
+    def text(n: int) -> str:
         if n % 2:
             upgrade = (f'op.create_table("bench_{n:04d}", sa.Column("id", sa.Integer, primary_key=True), '
                        f'sa.Column("name", sa.String(50)))')
@@ -121,14 +132,26 @@ def write_revisions(directory: Path, count: int) -> Path:
             upgrade = f'op.add_column("bench_{n - 1:04d}", sa.Column("c_{n:04d}", sa.Integer, nullable=True))'
             downgrade = f'op.drop_column("bench_{n - 1:04d}", "c_{n:04d}")'
         down = repr(revision_id(n - 1)) if n > 1 else "None"
-        text = REVISION.format(n=n, rev=revision_id(n), down=revision_id(n - 1) if n > 1 else "",
+        return REVISION.format(n=n, rev=revision_id(n), down=revision_id(n - 1) if n > 1 else "",
                                down_repr=down, upgrade=upgrade, downgrade=downgrade)
-        (directory / f"{n:04d}_bench.py").write_text(text)
-    # Both tools load revision files through importlib, which reads __pycache__: compile once so that neither
-    # tool's first timed run pays for the other's bytecode.
-    compileall.compile_dir(str(directory), quiet=1)
-    marker.write_text(str(count))
-    return directory
+    return revisions_directory(directory, count, text)
+
+
+def bench_parser(doc: str) -> argparse.ArgumentParser:
+    """A benchmark's command line, described by the first paragraph of its docstring."""
+    return argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+
+def publish(section: str, start: str, end: str, *, write: bool = True) -> None:
+    """Print a benchmark's section and, unless told not to, put it into RESULTS.md between its markers."""
+    print(section)
+    if write:
+        write_results(section, start, end)
+
+
+def machine_block(facts: Sequence[str]) -> str:
+    return "Machine:\n" + "\n".join("- " + fact for fact in facts)
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -7,10 +7,10 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import revisions
-from .errors import ConfigurationError, RevisionError, UnknownDatabaseRevision
+from .errors import ConfigurationError, RevisionError, SidecarError, UnknownDatabaseRevision
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -302,23 +302,71 @@ def migrate(project: Project, connection: Connection | None, destination: str, *
 
 
 def offline_sql(project: Project, url: str, revision_range: str, version_table: str,
-                version_table_schema: str | None = None) -> None:
-    """Alembic's offline mode: write the upgrade's SQL to stdout without connecting."""
+                version_table_schema: str | None = None, output: TextIO | None = None,
+                on_failure: Callable[[str, Exception], None] | None = None) -> None:
+    """Alembic's offline mode: write the upgrade's SQL to ``output`` (default: stdout) without connecting.
+
+    With ``on_failure``, a revision whose upgrade() raises is handed to it (its id, the exception) and the next one
+    is rendered; without, the first failure ends the rendering.
+    """
     from alembic.runtime.environment import EnvironmentContext
     from alembic.util import CommandError
 
     script = project.script
     config = project.alembic_config()
+    if output is not None:
+        config.output_buffer = output  # a user's env.py gets it too, unless it passes an output_buffer of its own
     config.attributes["offline_url"] = url
+    if not project.bundled:  # a user's env.py renders offline from its ini's URL: only the dialect matters
+        config.set_main_option("sqlalchemy.url", url)
     config.attributes["configure_options"] = {"version_table": version_table,
                                               "version_table_schema": version_table_schema}
     # Offline SQL names constraints as the online upgrade would: by the metadata's naming_convention.
     config.attributes[TARGET_METADATA] = project.metadata
     starting, _, destination = revision_range.rpartition(":")
     try:
-        with EnvironmentContext(config, script, fn=lambda rev, ctx: script._upgrade_revs(destination, rev),
-                                as_sql=True, starting_rev=starting or None, destination_rev=destination):
+        def steps(revision: Any, context: Any) -> Any:
+            planned = script._upgrade_revs(destination, revision)
+            return planned if on_failure is None else [_Tolerant(step, on_failure) for step in planned]
+
+        with EnvironmentContext(config, script, fn=steps, as_sql=True, starting_rev=starting or None,
+                                destination_rev=destination):
             script.run_env()
     except CommandError as exc:
         raise RevisionError(f"cannot render {revision_range!r}: {exc}",
                             hint="name revisions listed by `alembic-sidecar history`") from None
+    except Exception as exc:  # a revision's own code, or an operation this database cannot render offline
+        if isinstance(exc, (BrokenPipeError, SidecarError)):  # stdout's reader left (the command line's to settle)
+            raise
+        import traceback
+
+        directories = tuple(os.path.join(os.path.abspath(path), "") for path in project.versions_dirs)
+        frames = [frame for frame in traceback.extract_tb(exc.__traceback__)
+                  if os.path.abspath(frame.filename).startswith(directories)]
+        where = f" at {frames[-1].filename}, line {frames[-1].lineno}" if frames else ""
+        text = (str(exc).strip().splitlines() or [""])[0]
+        raise RevisionError(f"rendering {revision_range!r} offline raised {type(exc).__name__}"
+                            f"{': ' + text if text else ''}{where}",
+                            hint="fix that revision for this database (where its ALTER is limited: "
+                                 "op.batch_alter_table)" if frames else "fix env.py's offline mode") from None
+
+
+class _Tolerant:
+    """An upgrade step whose upgrade() failure goes to ``on_failure`` instead of ending the offline rendering."""
+
+    def __init__(self, step: Any, on_failure: Callable[[str, Exception], None]) -> None:
+        self._step, self._on_failure = step, on_failure
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._step, name)
+
+    @property
+    def migration_fn(self) -> Callable[..., None]:
+        def run(**kw: Any) -> None:
+            try:
+                self._step.migration_fn(**kw)
+            except Exception as exc:  # the revision's own code, or an operation Alembic cannot render offline
+                if isinstance(exc, (BrokenPipeError, SidecarError)):
+                    raise
+                self._on_failure(self._step.revision.revision, exc)
+        return run

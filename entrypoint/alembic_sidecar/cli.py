@@ -8,12 +8,12 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from . import commands, logs
-from .errors import Interrupted, SidecarError, Signalled, unexpected_exception
+from .errors import ConfigurationError, Interrupted, SidecarError, Signalled, unexpected_exception
 from .redaction import redact, secret_values
-from .settings import Settings, from_environ
+from .settings import Settings, from_environ, unknown_variables
 
 # Where Kubernetes mounts the file whose text `kubectl describe pod` shows (terminationMessagePath).
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
@@ -44,6 +44,13 @@ def run(argv: Sequence[str], environ: os._Environ[str] | dict[str, str]) -> int:
         secrets = secret_values(settings)
         _configure_logging(settings)
         logs.add_secrets(secrets)
+        _warn_of_unknown_variables(environ)
+        if settings.targets_file is not None:
+            return _run_fleet(settings, started, secrets)
+        if settings.shards > 1:
+            raise ConfigurationError(f"MIGRATE_SHARDS={settings.shards} shares a list of targets, and "
+                                     "MIGRATE_TARGETS_FILE is not set", hint="set MIGRATE_TARGETS_FILE, or unset "
+                                                                             "MIGRATE_SHARDS")
         from . import fastpath
 
         summary = fastpath.no_op_summary(settings)
@@ -59,6 +66,11 @@ def run(argv: Sequence[str], environ: os._Environ[str] | dict[str, str]) -> int:
         name, code = SIGNAL_EXIT[signal.Signals(exc.signum)]
         return _fail(settings, Interrupted(name, code, f"interrupted by {name} before any change"), secrets)
     except SidecarError as exc:
+        if exc.findings and settings is not None and commands.get(settings.command).answers_on_stdout:
+            from .findings import as_line
+
+            for finding in exc.findings:  # the answer of `lint`: one line per finding, as linters print them
+                print(redact(as_line(finding), secrets))
         return _fail(settings, exc, secrets)
     except Exception as exc:  # a bug: say so in one line, never a traceback that could carry a secret
         if isinstance(exc, BrokenPipeError):
@@ -80,6 +92,28 @@ def _run_full(settings: Settings, started: float) -> tuple[list[str], str]:
 
     outcome = supervise(settings, started)
     return outcome.output, outcome.summary
+
+
+def _warn_of_unknown_variables(environ: Mapping[str, str]) -> None:
+    for name, likely in unknown_variables(environ):
+        hint = f"did you mean {likely}?" if likely else "alembic-sidecar --help lists the settings"
+        logs.get_logger().warning("unknown_setting", variable=name, hint=f"{name} is not a setting: {hint}")
+
+
+def _run_fleet(settings: Settings, started: float, secrets: list[str]) -> int:
+    """Many targets (fleet.py): every line checked before any work; the worst target's exit code."""
+    from . import fleet, targets as fleet_targets
+
+    listed = fleet_targets.read(settings)
+    for target in listed:
+        found = [secret for secret in secret_values(target.settings) if secret not in secrets]
+        secrets.extend(found)
+        logs.add_secrets(found)
+    result = fleet.run(settings, fleet_targets.shard(listed, settings), started)
+    # The CI reports (issue 16) take their `targets` from here: result.results, one TargetResult per target.
+    line = result.summary if result.code == 0 else f"exit {result.code}: {result.summary}"
+    _write_termination_log(settings, redact(line, secrets))
+    return result.code
 
 
 def _discard_stdout() -> None:

@@ -119,6 +119,11 @@ def from_settings(settings: Settings, *, fallback_url: str | None = None,
         raise ConfigurationError("no database URL is configured"
                                  + (f": {_listed(given)} {_are(given)} set, but not DB_DRIVER" if given else ""),
                                  hint="set DATABASE_URL, or DB_DRIVER with DB_HOST, DB_USER, DB_PASSWORD and DB_NAME")
+    # One target of a fleet (targets.py): the database or schema its line names.
+    if settings.target_database is not None:
+        endpoint = endpoint.driver.in_database(endpoint, settings.target_database)
+    if settings.target_schema is not None:
+        endpoint = endpoint.driver.in_schema(endpoint, settings.target_schema)
     if not endpoint.is_server:
         return endpoint
     return _settle_tls(_with_tls_settings(endpoint, settings, os.environ if environ is None else environ))
@@ -213,6 +218,12 @@ def parse_url(raw: str, source: str) -> Endpoint:
     query = parse_qsl(parts.query, keep_blank_values=True)
     if not driver.is_server:
         return _file(backend, parts.netloc, parts.path, query, source)
+    # An '@' past the host, with none before it: a '/' or '?' in the password ended the host part early, so what
+    # reads as host, port, database or parameters holds pieces of the password. Name none of them.
+    if "@" not in parts.netloc and "@" in raw.partition("://")[2][len(parts.netloc):]:
+        raise ConfigurationError(f"{source} has an '@' after its host part: a '/' or '?' in the password (or "
+                                 "user) cut the URL short",
+                                 hint="in a password, '/' is written %2F, '?' %3F and '@' %40")
     params: dict[str, str] = {}
     for key, value in query:
         if key in params:

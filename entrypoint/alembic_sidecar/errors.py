@@ -9,6 +9,7 @@ class SidecarError(Exception):
     exit_code = 70
     title = "internal error"
     findings: tuple = ()  # findings.Finding: what the CI reports show for this failure, where it has any
+    applied = 0  # revisions of the failed run that stay applied, as the supervisor read them back (a fleet shows it)
 
     def __init__(self, message: str, *, hint: str | None = None, fault: object = None) -> None:
         super().__init__(message)
@@ -100,6 +101,18 @@ class SchemaDrift(SidecarError):
     title = "schema drift"
 
 
+class RiskyMigration(SidecarError):
+    """``lint`` found error-level findings: statements that lock or rewrite a busy table, or break the application
+    version still running."""
+
+    exit_code = 11
+    title = "risky migration"
+
+    def __init__(self, message: str, *, hint: str | None = None, findings: tuple = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.findings = findings
+
+
 class AppliedHistoryChanged(SidecarError):
     """An applied revision's file changed or disappeared since it was applied (``check``; ``upgrade`` with
     ``MIGRATE_VERIFY_HISTORY=strict``); ``findings`` names each one."""
@@ -166,6 +179,10 @@ EXIT_CODES: list[tuple[int, str, str]] = [
      "`drift` only: the database and your models (MIGRATE_METADATA, or your env.py's target_metadata) differ; the "
      "`drift` log event lists each difference; write the missing revision (`alembic revision --autogenerate`) or "
      "fix the models"),
+    (RiskyMigration.exit_code, RiskyMigration.title,
+     "`lint` only: a revision locks or rewrites a table, or drops or renames what the running application uses; "
+     "each finding is printed as `file:line: error [rule] ...` with what to do instead; fix the revision, or turn "
+     "the rule off (MIGRATE_LINT_IGNORE, or a `# alembic-sidecar lint-ignore: RULE` comment in the revision file)"),
     (AppliedHistoryChanged.exit_code, AppliedHistoryChanged.title,
      "`check`, and `upgrade` with MIGRATE_VERIFY_HISTORY=strict (before applying anything): the file of an applied "
      "revision changed (beyond whitespace and comments) or disappeared; the `applied_history_changed` event names "
@@ -174,3 +191,15 @@ EXIT_CODES: list[tuple[int, str, str]] = [
     (130, "interrupted by SIGINT", "the current transaction was rolled back and the lock released"),
     (143, "interrupted by SIGTERM", "the current transaction was rolled back and the lock released"),
 ]
+
+
+#: A fleet exits with its worst target's code, the first of this order that any target gave: a failure that needs a
+#: person (a bug, bad settings, bad revisions, a database ahead, a refused login, a failed revision, drift, pending
+#: revisions), then an interruption, then what a rerun can fix (a transient fault, a lock held, a server not up).
+FLEET_ORDER: tuple[int, ...] = (70, 2, 7, 6, 5, 1, 10, 8, 143, 130, 9, 4, 3, 0)
+
+
+def worst(codes: list[int]) -> int:
+    """The code a fleet exits with (an unknown code counts as a bug)."""
+    ranks = [FLEET_ORDER.index(code) if code in FLEET_ORDER else 0 for code in codes]
+    return FLEET_ORDER[min(ranks)] if ranks else 0

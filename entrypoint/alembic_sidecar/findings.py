@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 ERROR = "error"
@@ -20,3 +21,14 @@ class Finding:
     revision: str | None = None
     path: str | None = None  # the revision file, absolute, as the versions directory holds it
     line: int | None = None  # 1-based
+
+
+def as_line(finding: Finding) -> str:
+    """The finding as linters print it in a CI log: ``path:line: level [rule] message (hint)``, the path relative to
+    the working directory when it is inside it."""
+    where = ""
+    if finding.path is not None:
+        path = os.path.relpath(finding.path) if finding.path.startswith(os.getcwd() + os.sep) else finding.path
+        where = f"{path}:{finding.line}: " if finding.line is not None else f"{path}: "
+    hint = f" ({finding.hint})" if finding.hint else ""
+    return f"{where}{finding.level} [{finding.rule}] {finding.message}{hint}"

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 # Every form of every secret this run knows; each log line is scrubbed of them before it is written.
 _SECRETS: list[str] = []
+# Fields every line of this process carries (a fleet's target process: the target).
+_BOUND: dict[str, Any] = {}
 # What setup() chose; configure() applies it on first use.
 _CHOSEN: dict[str, Any] = {"format": "auto", "level": "info", "stream": None, "configured": False}
 
@@ -36,6 +38,17 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
                              source=f"{filename}:{lineno}")
     except Exception:  # noqa: S110 - a warning must never break the code that raised it
         pass
+
+
+def bind(**fields: Any) -> None:
+    """Add ``fields`` to every later line of this process."""
+    _BOUND.update(fields)
+
+
+def _add_bound(logger: object, method: str, event_dict: dict[str, object]) -> dict[str, object]:
+    for key, value in _BOUND.items():
+        event_dict.setdefault(key, value)
+    return event_dict
 
 
 def add_secrets(forms: list[str]) -> None:
@@ -76,6 +89,7 @@ def configure(log_format: str = "auto", level: str = "info", stream: TextIO | No
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
+        _add_bound,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _scrub,
@@ -126,7 +140,7 @@ def info(event: str, **fields: Any) -> None:
     import datetime
     import json
 
-    line = {**fields, "event": event, "level": "info",
+    line = {**_BOUND, **fields, "event": event, "level": "info",
             "timestamp": datetime.datetime.now(tz=datetime.timezone.utc).isoformat().replace("+00:00", "Z")}
     print(json.dumps(_scrub(None, "info", line)), file=stream, flush=True)
 

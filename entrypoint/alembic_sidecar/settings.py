@@ -120,6 +120,10 @@ def _object_reference(raw: str) -> str:
     return f"{module}:{attribute}"
 
 
+def _names(raw: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
+
+
 def _text(raw: str) -> str | None:
     return raw or None
 
@@ -248,6 +252,24 @@ OPTIONS: tuple[Option, ...] = (
            "module:attribute (importable through MIGRATE_PYTHONPATH): the bundled env.py's target_metadata, so its "
            "naming_convention names constraints, and what `drift` compares the database with.",
            parse=_object_reference, metavar="MODULE:ATTR"),
+    # A fleet: many databases or schemas in one run (fleet.py, targets.py).
+    Option("targets_file", "MIGRATE_TARGETS_FILE", "File listing the fleet's targets, one a line: a full database "
+           "URL, or schema=NAME (PostgreSQL: version table and search_path in that schema) or database=NAME, "
+           "applied to DATABASE_URL or the DB_* settings; blank lines and # comments ignored. Every line is checked "
+           "before any work (exit 2 names the line). Unset: one database.", metavar="PATH"),
+    Option("parallel", "MIGRATE_PARALLEL", "Fleet: how many targets migrate at a time (one supervised process "
+           "and connection each).", default=4, parse=_integer(1, 64, example="4"), metavar="N"),
+    Option("canary", "MIGRATE_CANARY", "Fleet: the first N targets (of this shard) run first; if any fails, no "
+           "other target starts.", default=0, parse=_integer(0, 100000, example="1"), metavar="N"),
+    Option("continue_on_error", "MIGRATE_CONTINUE_ON_ERROR", "Fleet: after the canaries, a failed target does "
+           "not stop the others from starting (false: targets in progress finish, no new one starts).",
+           default=False, parse=_boolean, metavar="BOOL"),
+    Option("shards", "MIGRATE_SHARDS", "Fleet: how many pods share the list (a Kubernetes Indexed Job's "
+           "completions); pod JOB_COMPLETION_INDEX runs the targets whose 0-based position modulo MIGRATE_SHARDS "
+           "is its index.", default=1, parse=_integer(1, 10000, example="4"), metavar="N"),
+    Option("shard_index", "JOB_COMPLETION_INDEX", "Fleet: this pod's shard, from 0; Kubernetes sets it in an "
+           "Indexed Job's pods. Required when MIGRATE_SHARDS > 1.",
+           parse=_integer(0, 9999, example="0"), flag="--shard-index", metavar="INDEX"),
     Option("log_format", "MIGRATE_LOG_FORMAT", "auto (JSON unless stdout is a terminal) | json | console.",
            default="auto", parse=_choice(("auto", "json", "console")), metavar="FORMAT"),
     Option("log_level", "MIGRATE_LOG_LEVEL", "debug | info | warning | error.",
@@ -264,6 +286,11 @@ OPTIONS: tuple[Option, ...] = (
            "(Alembic's compare_server_default; on PostgreSQL Alembic evaluates both in a SELECT). With "
            "ALEMBIC_CONFIG your env.py decides, and `drift` refuses true (exit 2).",
            default=False, parse=_boolean, metavar="BOOL"),
+    Option("lint_ignore", "MIGRATE_LINT_IGNORE", "`lint` rules to turn off, comma-separated (names in "
+           "docs/reference.md#lint-rules); a revision file turns rules off for itself with a comment "
+           "`# alembic-sidecar lint-ignore: RULE, RULE`.", parse=_names, metavar="RULES"),
+    Option("lint_since", "MIGRATE_LINT_SINCE", "`lint` only the revisions after this one (a pull request's base "
+           "revision); unset: every revision, or the RANGE argument.", metavar="REV"),
 )
 
 
@@ -310,11 +337,22 @@ class Settings:
     lock_name: str = _default("lock_name")
     pythonpath: str | None = _default("pythonpath")
     metadata: str | None = _default("metadata")
+    targets_file: str | None = _default("targets_file")
+    parallel: int = _default("parallel")
+    canary: int = _default("canary")
+    continue_on_error: bool = _default("continue_on_error")
+    shards: int = _default("shards")
+    shard_index: int | None = _default("shard_index")
     log_format: str = _default("log_format")
     log_level: str = _default("log_level")
     termination_log: str | None = _default("termination_log")
     compare_type: bool = _default("compare_type")
     compare_server_default: bool = _default("compare_server_default")
+    lint_ignore: tuple[str, ...] | None = _default("lint_ignore")
+    lint_since: str | None = _default("lint_since")
+    # One target of a fleet (targets.py): schema=NAME or database=NAME applied to the endpoint.
+    target_schema: str | None = None
+    target_database: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
@@ -375,6 +413,19 @@ def _without_flag_values(error: ConfigurationError, argv: Sequence[str]) -> Conf
     return ConfigurationError(message, hint=error.hint)
 
 
+#: The fleet's events, as `--help` and the README show them (tests/integration/test_fleet.py checks their fields).
+FLEET_SAMPLE = (
+    '{"target": "schema=tenant_7", "line": 9, "outcome": "failed", "exit_code": 1, "applied": 2, '
+    '"duration_ms": 412, "kind": "migration failed", "error": "revision 0003 (add invoices) failed: ...", '
+    '"event": "target_done", "level": "error", "timestamp": "2026-12-05T01:02:03.456789Z"}\n'
+    '{"targets": 200, "migrated": 197, "unchanged": 1, "failed": 2, "interrupted": 0, "not_started": 0, '
+    '"exit_code": 1, "stopped": null, "duration_ms": 24180, "failed_targets": [{"target": "schema=tenant_7", '
+    '"line": 9, "exit_code": 1, "kind": "migration failed", "error": "revision 0003 (add invoices) failed: ..."}, '
+    '{"target": "postgresql://app:***@db-eu-2:5432/shop", "line": 40, "exit_code": 3, "kind": "database not '
+    'reachable in time", "error": "..."}], "event": "fleet_complete", "level": "error", '
+    '"timestamp": "2026-12-05T01:02:27.001122Z"}')
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("settings (each flag overrides its environment variable)")
@@ -388,7 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
         prog="alembic-sidecar", parents=[common],
         description="Wait for the database, take a lock and run Alembic's upgrade through SQLAlchemy's "
-                    "asyncio engine. Exit codes are listed in the README.")
+                    "asyncio engine. Exit codes are listed in the README.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="many databases (MIGRATE_TARGETS_FILE): one target_done event per target, then one fleet_complete;\n"
+               "the exit code is the worst target's (1, 2, 5, 6, 7 before 143/130 before 3, 4, 9):\n" + FLEET_SAMPLE)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
     for command in commands.COMMANDS:
         sub = subparsers.add_parser(command.name, parents=[common], help=command.help, description=command.help)
@@ -424,6 +478,18 @@ def from_environ(environ: Mapping[str, str] | None = None, argv: Sequence[str] =
     if "sql_range" in arguments:
         values["sql_range"] = arguments["sql_range"]
     return Settings(**values)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """The MIGRATE_* variables no setting reads, each with the setting it most resembles: a misspelt name would
+    otherwise change nothing without a word (MIGRATE_TARGTE=abc upgrades to head)."""
+    known = {option.env for option in OPTIONS} | {f"{option.env}_FILE" for option in OPTIONS if option.from_file}
+    unknown = sorted(name for name in environ if name.startswith("MIGRATE_") and name not in known)
+    if not unknown:
+        return []
+    import difflib
+
+    return [(name, next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.75)), None)) for name in unknown]
 
 
 def settings_fields() -> list[str]:

@@ -47,6 +47,7 @@ class Outcome:
 
     summary: str
     output: list[str] = field(default_factory=list)
+    applied: int = 0  # revisions applied or reverted, as the child counted them and the proof confirmed
 
 
 class Reported(SidecarError):
@@ -60,6 +61,22 @@ class Reported(SidecarError):
 
 def raise_signalled(signum: int, frame: object) -> None:
     raise Signalled(signum)
+
+
+@contextlib.contextmanager
+def owning_signals(received: list[int], wake_fd: int) -> Iterator[None]:
+    """SIGTERM, SIGINT and SIGCHLD appended to ``received``; each also wakes a select() on ``wake_fd``'s pipe."""
+    def record(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    previous = {signum: signal.signal(signum, record) for signum in (*SIGNAL_EXIT, signal.SIGCHLD)}
+    signal.set_wakeup_fd(wake_fd, warn_on_full_buffer=False)
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(-1)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 # -- the parent -------------------------------------------------------------------------------------------------
@@ -78,7 +95,7 @@ def supervise(settings: Settings, started: float) -> Outcome:
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child
-            _die_with(parent)
+            die_with(parent)
             for fd in (report_read, wake_read, wake_write):
                 os.close(fd)
             os._exit(_child(settings, Reporter(report_write), elapsed))
@@ -97,24 +114,14 @@ class _Supervision:
         self.kill_at: float | None = None
         self.killed = False
         self.state: str | None = None
+        self.kept = 0  # after a failure: how many of this run's revisions the database still holds, as read
 
     def run(self) -> Outcome:
         status = self._wait_for_child()
         return self._verdict(status)
 
-    def _on_signal(self, signum: int, frame: object) -> None:
-        self.signals.append(signum)
-
-    @contextlib.contextmanager
-    def owning_signals(self) -> Iterator[None]:
-        previous = {signum: signal.signal(signum, self._on_signal) for signum in (*SIGNAL_EXIT, signal.SIGCHLD)}
-        signal.set_wakeup_fd(self.wake_write, warn_on_full_buffer=False)
-        try:
-            yield
-        finally:
-            signal.set_wakeup_fd(-1)
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+    def owning_signals(self) -> contextlib.AbstractContextManager[None]:
+        return owning_signals(self.signals, self.wake_write)
 
     def _wait_for_child(self) -> int:
         deadline = self.started + self.settings.run_timeout if self.settings.run_timeout else None
@@ -153,7 +160,7 @@ class _Supervision:
                         self._drain()
                         quiet_until = time.monotonic() + REPORT_BATCH
                     else:
-                        _read_all(self.wake_read)
+                        read_all(self.wake_read)
         finally:
             selector.close()
             signals_only.close()
@@ -183,7 +190,7 @@ class _Supervision:
                 ours = status
 
     def _drain(self) -> None:
-        chunk = _read_all(self.report_fd)
+        chunk = read_all(self.report_fd)
         if chunk:
             self.reports.take(chunk)
 
@@ -197,6 +204,7 @@ class _Supervision:
             if password:
                 error.message = redact(error.message, secret_forms([password]))
                 error.hint = redact(error.hint, secret_forms([password])) if error.hint else error.hint
+            error.applied = self.kept
             raise
 
     def _verdict_of(self, status: int) -> Outcome:
@@ -251,6 +259,7 @@ class _Supervision:
             return f"{known} (the version table could not be read back: {why})"
         at = ",".join(actual) or "base"
         undone = _undone(plan.before, progress, actual)
+        self.kept = _kept(plan.before, progress, actual)
         if not undone:
             return f"the database is at {at}"
         from .logs import get_logger
@@ -293,7 +302,8 @@ class _Supervision:
             return Outcome(f"database at {','.join(actual)}, ahead of these revisions (ignored)")
         past = self.settings.target if done.summary == "past the target" else None
         assert done.before is not None
-        return Outcome(migration_complete(done.before, actual, done.applied, self.started, past))
+        return Outcome(migration_complete(done.before, actual, done.applied, self.started, past),
+                       applied=done.applied)
 
 
 class _Reports:
@@ -327,6 +337,14 @@ class _Reports:
             if revision not in applied:
                 return f"revision file {path}"
         return "the migration process"
+
+
+def _kept(before: tuple[str, ...], progress: list[Step], actual: tuple[str, ...]) -> int:
+    """How many of the run's steps stay: those before the last point of the run that matches the database (0 when it
+    matches none)."""
+    states = [tuple(sorted(before))] + [tuple(sorted(report.heads)) for report in progress]
+    matching = [index for index, state in enumerate(states) if state == actual]
+    return len({report.revision for report in progress[:matching[-1]]}) if matching else 0
 
 
 def _undone(before: tuple[str, ...], progress: list[Step], actual: tuple[str, ...]) -> list[str]:
@@ -365,7 +383,7 @@ class _Unreadable(Exception):
     """The version table could not be read (no login, no answer in time); the message says why in one line."""
 
 
-def _read_all(fd: int) -> bytes:
+def read_all(fd: int) -> bytes:
     chunks = []
     while True:
         try:
@@ -380,7 +398,7 @@ def _read_all(fd: int) -> bytes:
 
 # -- the child --------------------------------------------------------------------------------------------------
 
-def _die_with(parent: int) -> None:
+def die_with(parent: int) -> None:
     """End this child when the parent that forked it dies, however it dies (SIGKILL, the OOM killer).
 
     Outside a container nothing else does: the child would be re-parented and go on migrating, unsupervised, with

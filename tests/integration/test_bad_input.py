@@ -62,7 +62,7 @@ def test_versions_directory_that_is_a_file_is_exit_2(db, sidecar, tmp_path):
     assert "does not exist" not in failed["error"]
 
 
-@pytest.mark.parametrize("command", ["upgrade", "check", "heads", "history", "sql"])
+@pytest.mark.parametrize("command", ["upgrade", "check", "heads", "history", "sql", "lint"])
 def test_revision_with_a_syntax_error_is_exit_7_naming_the_file(db, revisions, sidecar, command):
     bad = revisions.syntax_error()
     result = sidecar.run(command, env={"DATABASE_URL": db.url})
@@ -70,7 +70,7 @@ def test_revision_with_a_syntax_error_is_exit_7_naming_the_file(db, revisions, s
     assert "syntax" in failed["error"].lower()
 
 
-@pytest.mark.parametrize("command", ["upgrade", "check", "heads"])
+@pytest.mark.parametrize("command", ["upgrade", "check", "heads", "lint"])
 def test_revision_with_an_import_error_is_exit_7_naming_the_file(db, revisions, sidecar, command):
     bad = revisions.import_error()
     result = sidecar.run(command, env={"DATABASE_URL": db.url})

@@ -166,6 +166,7 @@ def _runs_with_the_marker(sidecar, tmp_path, pg_database):
     yield "both", sidecar.run(env={**parts, "DB_PASSWORD": MARKER, "DB_PASSWORD_FILE": str(secret_file)},
                               check_secrets=False), 2
     yield "sql", sidecar.run("sql", env={"DATABASE_URL": refused}, check_secrets=False), 0
+    yield "lint", sidecar.run("lint", env={"DATABASE_URL": refused}, check_secrets=False), 0
     yield "failing", sidecar.run(env={"DATABASE_URL": f"postgresql://postgres:{MARKER_URL}@127.0.0.1/"
                                                       f"{pg_database.name}", "MIGRATE_LOG_LEVEL": "debug"},
                                  check_secrets=False), 1

@@ -29,7 +29,7 @@ def _duplicate_of_the_head(revisions) -> tuple[str, Path, Path]:
     return rev, first, _file(revisions, rev, "same id again")
 
 
-COMMANDS = [["upgrade"], ["upgrade", "heads"], ["check"], ["heads"], ["history"], ["sql"], ["drift"],
+COMMANDS = [["upgrade"], ["upgrade", "heads"], ["check"], ["heads"], ["history"], ["sql"], ["lint"], ["drift"],
             ["downgrade", "base"], ["current"]]
 
 

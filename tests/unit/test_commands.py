@@ -47,7 +47,7 @@ def test_an_argument_fills_the_settings_field_the_table_names():
 
 def test_only_commands_that_migrate_take_the_lock_and_only_offline_ones_answer_without_connecting():
     assert {c.name for c in commands.COMMANDS if c.takes_lock} == {"upgrade", "downgrade", "test"}
-    assert {c.name for c in commands.COMMANDS if not c.connects} == {"heads", "history", "sql"}
+    assert {c.name for c in commands.COMMANDS if not c.connects} == {"heads", "history", "sql", "lint"}
     assert {c.name: c.fast_path for c in commands.COMMANDS if c.fast_path} == {
         "upgrade": commands.MIGRATED, "check": commands.AT_HEADS, "ready": commands.READY}
     assert all(c.answers_on_stdout for c in commands.COMMANDS if not c.connects)

@@ -177,6 +177,18 @@ def test_a_password_cut_short_by_a_slash_is_not_shown_as_a_port(scheme, source):
 
 
 @every_form
+@pytest.mark.parametrize("url", ["{scheme}://u:12/secretpw@h:5432/db", "{scheme}://u:1/2@h/db",
+                                 "{scheme}://u:pw?secret=pw@h/db", "{scheme}://u:pw?secretpw@h/db",
+                                 "{scheme}://u/secretpw:pw@h/db"])
+def test_a_password_cut_short_into_a_valid_port_or_parameters_is_refused_without_its_pieces(scheme, source, url):
+    # postgresql://u:12/secretpw@h/db reads as host "u", port 12 and database "secretpw@h/db": a login attempt at
+    # host "u" that retries until the wait timeout (exit 3), logging the database name, a piece of the password.
+    text = refusal(url.format(scheme=scheme), source)
+    assert "cut the URL short" in text and "%2F" in text and "%3F" in text
+    assert "secret" not in text and "12" not in text
+
+
+@every_form
 @pytest.mark.parametrize("port, expected", [("1", 1), ("65535", 65535), ("05432", 5432), ("", None)])
 def test_ports_from_1_to_65535_are_taken_in_every_form(scheme, source, port, expected):
     found = resolve(f"{scheme}://u:p@h:{port}/db" if port else f"{scheme}://u:p@h/db", source)

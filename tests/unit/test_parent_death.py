@@ -26,7 +26,7 @@ def test_the_child_is_killed_when_its_parent_is_killed():
         try:
             parent = os.getpid()
             if os.fork() == 0:  # plays the child: says who it is, then would run for a minute
-                supervisor._die_with(parent)
+                supervisor.die_with(parent)
                 os.write(write_end, f"{os.getpid()}\n".encode())
                 time.sleep(60)
             else:
@@ -58,7 +58,7 @@ def test_a_child_whose_parent_died_before_it_could_ask_ends_at_once():
     pid = os.fork()
     if pid == 0:
         try:
-            supervisor._die_with(os.getpid())  # a pid that is not this process's parent: the recorded one is gone
+            supervisor.die_with(os.getpid())  # a pid that is not this process's parent: the recorded one is gone
         finally:
             os._exit(0)
     _, status = os.waitpid(pid, 0)

@@ -50,6 +50,14 @@ NON_DEFAULT = {
     "termination_log": ("/tmp/termination", "/tmp/termination"),
     "compare_type": ("false", False),
     "compare_server_default": ("on", True),
+    "targets_file": ("/etc/fleet/targets", "/etc/fleet/targets"),
+    "parallel": ("16", 16),
+    "canary": ("2", 2),
+    "continue_on_error": ("true", True),
+    "shards": ("3", 3),
+    "shard_index": ("2", 2),
+    "lint_ignore": (" ban-drop-column, renaming-table,,ban-drop-column ", ("ban-drop-column", "renaming-table")),
+    "lint_since": ("abc123", "abc123"),
 }
 
 SERVER_TIMEOUT = "from 0.001 to 2147483"
@@ -79,6 +87,11 @@ REFUSED = [
     ("MIGRATE_VERSION_TABLE", "a-b", ["plain table name"]),
     ("MIGRATE_LOG_FORMAT", "xml", ["auto, json, console"]),
     ("MIGRATE_LOG_LEVEL", "trace", ["debug, info"]),
+    *[("MIGRATE_PARALLEL", value, ["from 1 to 64"]) for value in ("0", "65", "-1", "two")],
+    *[("MIGRATE_SHARDS", value, ["from 1 to 10000"]) for value in ("0", "10001")],
+    ("MIGRATE_CANARY", "-1", ["from 0 to 100000"]),
+    ("MIGRATE_CONTINUE_ON_ERROR", "sometimes", ["true or false"]),
+    ("JOB_COMPLETION_INDEX", "-1", ["from 0 to 9999"]),
 ]
 
 
@@ -99,7 +112,8 @@ def test_every_option_is_a_settings_field_with_the_same_default():
         assert option.field in defaults, option.env
         assert defaults[option.field] == option.default and type(defaults[option.field]) is type(option.default), \
             f"Settings.{option.field} defaults to {defaults[option.field]!r}, OPTIONS says {option.default!r}"
-    assert set(defaults) - {option.field for option in OPTIONS} == {"command", "sql_range", "extra"}
+    assert set(defaults) - {option.field for option in OPTIONS} == {"command", "sql_range", "extra",
+                                                                     "target_schema", "target_database"}
 
 
 def test_the_non_default_table_covers_every_option():
@@ -261,3 +275,37 @@ def test_a_usage_error_does_not_echo_flag_values(argv):
 def test_a_usage_error_still_names_a_mistyped_command():
     with pytest.raises(ConfigurationError, match="invalid choice: 'upgarde'"):
         from_environ({}, ["upgarde"])
+
+
+# --- MIGRATE_* variables no setting reads ---------------------------------------------------------------------------
+
+def test_a_misspelt_setting_is_named_with_the_setting_it_resembles():
+    from alembic_sidecar.settings import unknown_variables
+
+    found = unknown_variables({"MIGRATE_TARGTE": "abc", "MIGRATE_SOMETHING_ELSE": "1", "MIGRATE_TARGET": "head",
+                               "DATABASE_URL_FILE": "/x", "MIGRATE_LOCK_TIMEOUT": "5", "PATH": "/bin"})
+    assert found == [("MIGRATE_SOMETHING_ELSE", None), ("MIGRATE_TARGTE", "MIGRATE_TARGET")]
+
+
+def test_every_setting_and_its_file_variant_is_known():
+    from alembic_sidecar.settings import unknown_variables
+
+    every = {option.env: "x" for option in OPTIONS} | {f"{o.env}_FILE": "x" for o in OPTIONS if o.from_file}
+    assert unknown_variables(every) == []
+
+
+def test_the_command_line_warns_of_a_misspelt_setting_in_one_event_without_its_value(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "MIGRATE_VERSIONS_DIR": "image/examples/versions",
+           "MIGRATE_ALLOW_DOWNGRDE": "secretvalue"}
+    done = subprocess.run([sys.executable, "-m", "alembic_sidecar.cli", "heads"], env=env, capture_output=True,
+                          text=True, timeout=60, cwd=__file__.rsplit("/tests/", 1)[0])
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [event["event"] for event in events] == ["unknown_setting"]
+    assert events[0]["variable"] == "MIGRATE_ALLOW_DOWNGRDE"
+    assert "did you mean MIGRATE_ALLOW_DOWNGRADE?" in events[0]["hint"]
+    assert "secretvalue" not in done.stderr + done.stdout

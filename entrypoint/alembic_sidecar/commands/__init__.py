@@ -85,6 +85,10 @@ COMMANDS: tuple[Command, ...] = (
             prepare="ready:prepare"),
     Command("sql", "print the SQL of an upgrade without connecting ([FROM:]TO)", "sql:sql",
             Argument("sql_range", "[FROM:]TO"), connects=False, answers_on_stdout=True),
+    Command("lint", "check each revision's offline SQL for risky DDL ([FROM:]TO, default: every revision; "
+            "MIGRATE_LINT_SINCE=REV: the revisions after REV): exit 11 on an error-level finding, printed as "
+            "file:line", "lint:lint", Argument("sql_range", "[FROM:]TO"), connects=False, answers_on_stdout=True,
+            refuse="lint:refuse"),
     Command("downgrade", "downgrade to TARGET (needs MIGRATE_ALLOW_DOWNGRADE=true)", "migrate:downgrade",
             Argument("target", "TARGET", optional=False), takes_lock=True, refuse="migrate:refuse_downgrade",
             prepare="migrate:prepare"),

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
+    from ..linting import Rule
     from sqlalchemy.ext.asyncio import AsyncConnection
 
     from ..endpoint import Endpoint
@@ -59,12 +60,32 @@ class Driver:
     ddl_rollback_note: ClassVar[str] = ""
     #: The statement that gives a session's id for ``kill_statement`` (None: no server to ask).
     backend_id_query: ClassVar[str | None] = None
+    #: `lint`'s rules of this database's own linter (the rules every database shares are in linting.py).
+    lint_rules: ClassVar[tuple[Rule, ...]] = ()
 
     # -- logging in --------------------------------------------------------------------------------------------------
 
     def settle_tls(self, endpoint: Endpoint) -> Endpoint:
         """The TLS mode the URL's files imply where none was set; contradictions are a ConfigurationError."""
         return endpoint
+
+    def in_database(self, endpoint: Endpoint, name: str) -> Endpoint:
+        """A fleet's ``database=NAME`` target: the same server and login, another database."""
+        from dataclasses import replace
+
+        from ..errors import ConfigurationError
+
+        if not self.is_server:
+            raise ConfigurationError(f"database={name} cannot name a {self.title} database, which is a file",
+                                     hint=f"list each {self.title} file as a full URL ({self.names[0]}:///path.db)")
+        return replace(endpoint, database=name)
+
+    def in_schema(self, endpoint: Endpoint, name: str) -> Endpoint:
+        """A fleet's ``schema=NAME`` target: the session's default schema; the version table goes there too."""
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError(f"schema={name} needs PostgreSQL; {self.title} has no schemas apart from databases",
+                                 hint="list the tenant as database=NAME (or a full URL) instead")
 
     def tls_arguments(self, endpoint: Endpoint) -> dict[str, Any]:
         """The driver's TLS keyword arguments for ``endpoint``, shared by our logins and a user's engines."""
@@ -175,3 +196,8 @@ class Driver:
     def missing_privilege(self, reason: str) -> str | None:
         """The privilege a refused statement lacked, read from the server's words in ``reason``; None if unsaid."""
         return None
+
+    def lint(self, revisions: Sequence[Sequence[str]]) -> list[set[tuple[int, str]]]:
+        """For each revision's statements (offline SQL, in order), the (statement index, rule name) pairs this
+        database's linter finds, linting each revision on its own."""
+        return [set() for _ in revisions]

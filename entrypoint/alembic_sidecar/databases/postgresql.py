@@ -18,7 +18,8 @@ from urllib.parse import urlencode
 from .. import tls
 from ..errors import ConfigurationError
 from ..failures import Fault, causes, connection_broken, sqlstate, tls_fault
-from . import KEEPALIVE_COUNT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, USER_TIMEOUT_MS, bound_socket, quote_identifier
+from . import (KEEPALIVE_COUNT, KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, USER_TIMEOUT_MS, bound_socket, quote_identifier,
+               squawk)
 from .base import Driver
 
 if TYPE_CHECKING:
@@ -250,7 +251,18 @@ class Lock:
 
 
 def lock(connection: AsyncConnection, settings: Settings, endpoint: Endpoint, token: str) -> Lock:
-    return Lock(connection, settings.lock_name, token)
+    # A version table in a schema of its own (a fleet's schema=NAME target) has a lock of its own, so that the
+    # tenants of one database migrate side by side; any run that migrates that schema takes the same key.
+    schema = settings.version_table_schema
+    return Lock(connection, f"{settings.lock_name}:{schema}" if schema else settings.lock_name, token)
+
+
+def in_schema(endpoint: Endpoint, name: str) -> Endpoint:
+    """search_path set to the schema alone (after the URL's own `options`), so unqualified names land there."""
+    from dataclasses import replace
+
+    options = tuple(option for option in endpoint.options if option[0] != "search_path")
+    return replace(endpoint, options=(*options, ("search_path", quote_identifier(name))))
 
 
 # Statements whose rows nobody reads: DDL, and DML without RETURNING (a revision's work, Alembic's version UPDATE).
@@ -343,6 +355,7 @@ class PostgreSQL(Driver):
     transactional_ddl = True
     # How a session names itself, so that another session can end it (kill_statement).
     backend_id_query = "SELECT pg_backend_pid()"
+    lint_rules = squawk.RULES
 
     tls_arguments = staticmethod(tls_arguments)
     settle_tls = staticmethod(settle_tls)
@@ -355,8 +368,10 @@ class PostgreSQL(Driver):
     users_session_settings = staticmethod(users_session_settings)
     make_durable = staticmethod(make_durable)
     lock = staticmethod(lock)
+    in_schema = staticmethod(in_schema)
     kill_statement = staticmethod(kill_statement)
     classify = staticmethod(classify)
+    lint = staticmethod(squawk.lint)
 
     async def abort(self, raw: Any) -> None:
         raw.terminate()
