@@ -12,6 +12,7 @@ import datetime
 import hashlib
 import io
 import os
+import re
 import tokenize
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,9 +33,10 @@ FAST_COLUMNS = ("revision", "file_sha256")
 _FIX = "revert the file to what was applied and put the change in a new revision"
 
 # Tokens whose text carries no meaning for what runs: INDENT's width and NEWLINE's "\r\n" or "\n".
-_BY_TYPE_ONLY = {tokenize.INDENT, tokenize.DEDENT, tokenize.NEWLINE, tokenize.ENDMARKER}
-_SKIPPED = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING}
-_STATEMENT_START = {tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, None}
+_BY_NAME_ONLY = {"INDENT", "DEDENT", "NEWLINE", "ENDMARKER"}
+_SKIPPED = {"COMMENT", "NL", "ENCODING"}
+_STATEMENT_START = {"NEWLINE", "INDENT", "DEDENT", None}
+_LINE = re.compile(r"[^\n]*\n|[^\n]+$")
 
 
 def file_sha256(content: bytes) -> str:
@@ -43,21 +45,52 @@ def file_sha256(content: bytes) -> str:
 
 def checksum(content: bytes) -> str:
     """The sha256 of what runs: a whitespace-only or comment-only edit, or an edited docstring, leaves it alone."""
-    tokens = [token for token in tokenize.tokenize(io.BytesIO(content).readline) if token.type not in _SKIPPED]
+    tokens = _tokens(content)
     digest = hashlib.sha256()
     previous = None
-    for index, token in enumerate(tokens):
-        following = tokens[index + 1].type if index + 1 < len(tokens) else None
-        if token.type == tokenize.STRING and previous in _STATEMENT_START and following == tokenize.NEWLINE:
-            tokens[index + 1] = tokens[index + 1]._replace(type=tokenize.NL)  # its line goes with it
-            previous = tokenize.NEWLINE
+    for index, (name, text) in enumerate(tokens):
+        following = tokens[index + 1][0] if index + 1 < len(tokens) else None
+        if name == "STRING" and previous in _STATEMENT_START and following == "NEWLINE":
+            tokens[index + 1] = ("NL", "")  # a string statement (a docstring) does not run: its line goes with it
+            previous = "NEWLINE"
             continue
-        if token.type == tokenize.NL:  # a string statement's NEWLINE, dropped above
+        if name == "NL":  # a string statement's NEWLINE, dropped above
             continue
-        text = "" if token.type in _BY_TYPE_ONLY else token.string
-        digest.update(f"{token.type}:{text}\0".encode())
-        previous = token.type
+        digest.update(f"{name}:{'' if name in _BY_NAME_ONLY else text}\0".encode())
+        previous = name
     return digest.hexdigest()
+
+
+def _tokens(content: bytes) -> list[tuple[str, str]]:
+    """The file's tokens by name (the numbers differ between Pythons), the same on every Python the images run:
+    3.12 and later split an f-string into parts, which are joined back into the one STRING 3.11 sees."""
+    encoding, _ = tokenize.detect_encoding(io.BytesIO(content).readline)
+    lines = _LINE.findall(content.decode(encoding))
+    found: list[tuple[str, str]] = []
+    depth, start = 0, (0, 0)
+    for token in tokenize.tokenize(io.BytesIO(content).readline):
+        name = tokenize.tok_name[token.type]
+        if name in _SKIPPED:
+            continue
+        if name.endswith("STRING_START"):  # FSTRING_START (3.12), TSTRING_START (3.14)
+            start = token.start if depth == 0 else start
+            depth += 1
+        elif depth:
+            if name.endswith("STRING_END"):
+                depth -= 1
+                if depth == 0:
+                    found.append(("STRING", _source(lines, start, token.end)))
+        else:
+            found.append((name, token.string))
+    # A line end inside a string is "\n" to the compiler whatever the file holds.
+    return [(name, text.replace("\r\n", "\n")) for name, text in found]
+
+
+def _source(lines: list[str], start: tuple[int, int], end: tuple[int, int]) -> str:
+    (first, column), (last, end_column) = start, end
+    if first == last:
+        return lines[first - 1][column:end_column]
+    return lines[first - 1][column:] + "".join(lines[first:last - 1]) + lines[last - 1][:end_column]
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,11 @@ def upgrade():
     op.create_table("users", sa.Column("id", sa.Integer, primary_key=True))
     if True:
         op.execute("SELECT 1")
+    table = "users"
+    op.execute(f"UPDATE {table} SET n = {1 + 1}")
+    op.execute(f"""
+SELECT {f'{table!r}'}
+""")
 
 
 def downgrade():
@@ -43,8 +48,9 @@ def downgrade():
     lambda s: s.replace(b"add users", b"add the users table"),  # the module docstring
     lambda s: s.replace(b'"""Drop it."""', b'"""Drop the users table."""'),
     lambda s: s.replace(b'    """Drop it."""\n', b''),
+    lambda s: s.replace(b'op.execute(f"UPDATE', b'op.execute(  # the f-string\n        f"UPDATE'),
 ], ids=["blank lines and a comment", "trailing comment", "CRLF", "indentation width", "a call split over lines",
-        "module docstring", "function docstring", "docstring removed"])
+        "module docstring", "function docstring", "docstring removed", "around an f-string"])
 def test_whitespace_comment_and_docstring_edits_keep_the_checksum(edit):
     edited = edit(SOURCE)
     assert edited != SOURCE
@@ -57,7 +63,11 @@ def test_whitespace_comment_and_docstring_edits_keep_the_checksum(edit):
     lambda s: s.replace(b'SELECT 1', b'SELECT 2'),
     lambda s: s.replace(b"    if True:\n        op.execute", b"    if True:\n        pass\n    op.execute"),
     lambda s: s.replace(b'"SELECT 1"', b'"SELECT 1" "-- x"'),
-], ids=["a table name", "a string in a call", "a block's extent", "an implicitly joined string"])
+    lambda s: s.replace(b"{1 + 1}", b"{1 + 2}"),
+    lambda s: s.replace(b"{1 + 1}", b"{1  +  1}"),  # an f-string's text is kept as written, on every Python
+    lambda s: s.replace(b"!r}'}", b"!s}'}"),
+], ids=["a table name", "a string in a call", "a block's extent", "an implicitly joined string",
+        "an f-string's expression", "spaces inside an f-string", "a nested f-string"])
 def test_an_edit_to_what_runs_changes_the_checksum(edit):
     edited = edit(SOURCE)
     assert edited != SOURCE
@@ -96,3 +106,12 @@ def test_the_fast_no_op_agrees_only_when_every_applied_revision_is_recorded_with
     assert not fast_agrees(rows[:1], ["b"], parents, files)  # b unrecorded
     assert not fast_agrees([("a", "sha-a"), ("b", "other")], ["b"], parents, files)  # b's bytes differ
     assert not fast_agrees([*rows, ("x", "sha-x")], ["b"], parents, files)  # a record with no file
+
+
+def test_the_checksum_is_the_same_on_every_python_the_images_run():
+    """Token numbers and f-string tokens differ between 3.11 and 3.12+: the checksum uses names and joins f-strings
+    back into one STRING, so this value (computed on 3.11 and 3.15) holds on each."""
+    assert checksum(SOURCE) == PINNED
+
+
+PINNED = "4955c2fbb715e9890282662b919b68d85f032624bc80ad4439f77c1312a411c4"
