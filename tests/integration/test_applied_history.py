@@ -79,6 +79,9 @@ def test_an_edited_applied_revision_fails_check_warns_upgrade_and_stops_a_strict
     assert database.revisions() == [new] and f"t_{newer}" not in database.tables()
     # off: neither read nor written.
     assert_exit(sidecar.run("check", env={**env, "MIGRATE_VERIFY_HISTORY": "off"}), 8)
+    quiet = sidecar.run("upgrade", env={**env, "MIGRATE_VERIFY_HISTORY": "off"})
+    assert_exit(quiet, 0)
+    assert not quiet.named("applied_history_changed") and newer not in _history(database)
 
 
 def test_whitespace_comment_and_docstring_edits_are_not_changes(database, revisions, sidecar):
@@ -171,6 +174,19 @@ def test_two_concurrent_upgrades_record_each_revision_once(server_database, revi
         assert_exit(running.wait(), 0)
     assert sorted(_history(server_database)) == [first, slow]
     assert server_database.scalar(f"SELECT count(*) FROM {HISTORY}") == 2
+
+
+def test_two_concurrent_runs_adopt_an_unrecorded_database_once(server_database, revisions, sidecar):
+    env = {"DATABASE_URL": server_database.url}
+    ids = revisions.chain(3)
+    assert_exit(sidecar.run("upgrade", env={**env, "MIGRATE_VERIFY_HISTORY": "off"}), 0)
+    runs = [sidecar.start("upgrade", env=env) for _ in range(2)]
+    results = [running.wait() for running in runs]
+    for result in results:
+        assert_exit(result, 0)
+    assert sum(len(result.named("applied_history_adopted")) for result in results) >= 1
+    assert server_database.scalar(f"SELECT count(*) FROM {HISTORY}") == 3
+    assert sorted(_history(server_database)) == ids
 
 
 def test_a_custom_history_table_in_a_postgresql_schema(pg_database, revisions, sidecar):
