@@ -398,7 +398,8 @@ class Tools:
         return self.spawn(FLOOR, [str(self.python), *backend.floor(database)], dict(self.base_env), WORK, None, tag)
 
     def spawn(self, tool: str, argv: list[str], env: dict[str, str], cwd: Path, scratch: Path | None,
-              tag: str) -> Run:
+              tag: str, on_start: Callable[[int], object] | None = None) -> Run:
+        """Run ``argv`` under GNU time; ``on_start`` gets the pid of that time process as soon as it exists."""
         out_path = self.logs / f"{tag}-{tool.replace(' ', '-')}.out"
         err_path = self.logs / f"{tag}-{tool.replace(' ', '-')}.err"
         rss_path = self.logs / f"{tag}-{tool.replace(' ', '-')}.rss"
@@ -406,6 +407,8 @@ class Tools:
             started = time.perf_counter()
             process = subprocess.Popen([str(GNU_TIME), "-o", str(rss_path), "-f", "%M", *argv], env=env, cwd=cwd,
                                        stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+            if on_start is not None:
+                on_start(process.pid)
             # time's usage includes the tool's (a reaped child); its few ms of its own are noise here
             _, status, usage = os.wait4(process.pid, 0)
             seconds = time.perf_counter() - started
@@ -792,6 +795,14 @@ def write_results(section: str, start: str = START, end: str = END) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     RESULTS.write_text(text)
+
+
+def publish(section: str, no_write: bool, start: str, end: str) -> int:
+    """Print a bench's section and, unless ``no_write`` (--no-write), write it between its markers; exit status 0."""
+    print(section)
+    if not no_write:
+        write_results(section, start, end)
+    return 0
 
 
 def progress(message: str) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from entrypoint import (WORK, BenchError, PostgreSQL, Tools, add_server_arguments, event_time, log_events,  # noqa: E402
-                        machine_facts, progress, revision_id, scratch_database, write_results, write_revisions)
+                        machine_facts, progress, publish, revision_id, scratch_database, write_revisions)
 
 START, END = "<!-- ready:start -->", "<!-- ready:end -->"
 REVISIONS = 10
@@ -218,10 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench broke: {error}", file=sys.stderr)
         return 1
     text = section(command, started, detected, cost, (load_at_start, os.getloadavg()[0]), facts)
-    print(text)
-    if not args.no_write:
-        write_results(text, START, END)
-    return 0
+    return publish(text, args.no_write, START, END)
 
 
 if __name__ == "__main__":

@@ -210,6 +210,13 @@ class Pod:
         return results
 
 
+def indexed(spec: dict[str, Any], index: int) -> dict[str, Any]:
+    """An Indexed Job's pod ``index`` as the Job controller makes it: JOB_COMPLETION_INDEX in every container."""
+    def with_index(container: dict[str, Any]) -> dict[str, Any]:
+        return container | {"env": container.get("env", []) + [{"name": "JOB_COMPLETION_INDEX", "value": str(index)}]}
+    return spec | {key: [with_index(c) for c in spec[key]] for key in ("initContainers", "containers") if key in spec}
+
+
 def finish(name: str, process: subprocess.Popen, termination: Path, run_name: str, timeout: float) -> Result:
     try:
         stdout, stderr = process.communicate(timeout=timeout)

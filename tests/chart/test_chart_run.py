@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.chart.chartkit import CHART_DIR, REPO, build_example, only, pod_spec, render
-from tests.chart.podrun import Cluster, Pod, finish
+from tests.chart.podrun import Cluster, Pod, finish, indexed
 from tests.fixtures.databases import PG_HOST, PG_PORT, random_name
 from tests.fixtures.revisions import applied_counts
 
@@ -394,3 +394,53 @@ def test_without_the_pods_fs_group_the_tls_files_are_unreadable_and_the_job_says
         assert "cannot read" in failed["error"] and "/etc/alembic-sidecar/tls/" in failed["error"], failed
         assert db.revisions() == []
         secret_free([result], pg_tls_server)
+
+
+# --- a fleet of tenant schemas, sharded over the Indexed Job ------------------------------------------------------
+
+#: Each revision records which shard applied it, in the tenant's own schema: JOB_COMPLETION_INDEX of its pod.
+SHARD_MARKER = """\
+    op.execute("CREATE TABLE IF NOT EXISTS applied_by (revision VARCHAR(64) NOT NULL, shard VARCHAR(8) NOT NULL)")
+    op.execute(sa.text("INSERT INTO applied_by VALUES (:revision, :shard)").bindparams(
+        revision="{rev}", shard=os.environ.get("JOB_COMPLETION_INDEX", "none")))
+"""
+
+
+def test_two_rendered_shard_pods_migrate_every_tenant_schema_exactly_once_each_only_its_own(
+        sidecar_image, pg_database, revisions, pods):
+    for _ in range(3):
+        revisions.add(SHARD_MARKER, imports="import os\n")
+    tenants = [random_name(f"tenant{i}") for i in range(7)]
+    for schema in tenants:
+        pg_database.execute(f'CREATE SCHEMA "{schema}"')
+    targets = ["# the shop's tenants, one schema each"] + [f"schema={schema}" for schema in tenants]
+    values = image_values(sidecar_image) | {
+        "database": {"existingSecret": "app-database"},
+        "revisions": {"source": "configMap", "configMap": "revisions"},
+        "fleet": {"targets": targets, "shards": 2, "parallel": 2},
+    }
+    objects = render(CHART_DIR, values)
+    cluster = Cluster(secrets={"app-database": {"url": pg_database.url}},
+                      config_maps={"revisions": files_of(revisions.dir)})
+    cluster.add_rendered(objects)  # the targets ConfigMap
+    job = only(objects, "Job")
+    assert (job["spec"]["completionMode"], job["spec"]["completions"]) == ("Indexed", 2)
+    spec = job["spec"]["template"]["spec"]
+
+    shards = [pods(indexed(spec, index), cluster, f"shard{index}") for index in (0, 1)]
+    started = [pod.start(pod.spec["containers"][0]) for pod in shards]  # both at once, as the Job starts them
+    results = [finish(f"shard{index}", *handles, 180) for index, handles in enumerate(started)]
+
+    assert_succeeded(results)
+    for position, schema in enumerate(tenants):
+        mine = str(position % 2)
+        assert pg_database.rows(f'SELECT version_num FROM "{schema}".alembic_version') == [(revisions.head,)]
+        applied = pg_database.rows(f'SELECT revision, shard FROM "{schema}".applied_by ORDER BY revision')
+        assert applied == [(rev, mine) for rev in revisions.ids], f"{schema}: applied once each, by shard {mine}"
+    assert "alembic_version" not in pg_database.tables(), "nothing was migrated in public"
+    for index, result in enumerate(results):
+        own = tenants[index::2]
+        others = tenants[1 - index::2]
+        output = result.stdout + result.stderr + result.termination_message
+        assert all(schema in result.stdout for schema in own), f"shard {index} reports each of its targets"
+        assert not [schema for schema in others if schema in output], f"shard {index} never touched the other's"

@@ -9,6 +9,9 @@ application chart that includes the initContainer gets the same check.
 {{- if eq .Values.revisions.source "imageVolume" }}
 {{- $needs = append $needs (list "revisions.source: imageVolume" "1.33") }}
 {{- end }}
+{{- if not (kindIs "invalid" .Values.fleet.maxFailedShards) }}
+{{- $needs = append $needs (list "fleet.maxFailedShards" "1.33") }}
+{{- end }}
 {{- $kube := .Capabilities.KubeVersion.Version }}
 {{- range $needs }}
 {{- if not (semverCompare (printf ">=%s.0-0" (index . 1)) $kube) }}

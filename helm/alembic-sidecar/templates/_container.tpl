@@ -36,6 +36,7 @@ volumeMounts:
     subPath: {{ .Values.revisions.imageVolume.subPath }}
     {{- end }}
   {{- end }}
+  {{- include "alembic-sidecar.fleetMount" . | indent 2 }}
   {{- with .Values.extraVolumeMounts }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
@@ -70,6 +71,9 @@ terminationMessagePolicy: FallbackToLogsOnError
 
 {{/* The init containers for an application pod: the copy step (source copy) then the migration. */}}
 {{- define "alembic-sidecar.initContainer" -}}
+{{- if include "alembic-sidecar.fleet" . }}
+{{- fail "fleet: a fleet runs in the migration Job only; leave alembic-sidecar.initContainer and alembic-sidecar.readyInitContainer out of your pod spec (every replica would run the whole fleet)" }}
+{{- end }}
 {{- if eq .Values.revisions.source "copy" -}}
 - {{ include "alembic-sidecar.copyContainer" . | nindent 2 | trim }}
 {{ end -}}

@@ -49,6 +49,7 @@
 - {name: MIGRATE_VERIFY_HISTORY, value: {{ $m.verifyHistory | quote }}}
 - {name: MIGRATE_LOG_FORMAT, value: {{ .Values.logFormat | quote }}}
 - {name: MIGRATE_LOG_LEVEL, value: {{ .Values.logLevel | quote }}}
+{{- include "alembic-sidecar.fleetEnv" . }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}

@@ -4,7 +4,11 @@ the Job runs (image, revisions source, settings, pod), so a change to any of it 
 patch of a pod template the API server holds immutable.
 */}}
 {{- define "alembic-sidecar.jobSpec" -}}
+{{- $perIndex := include "alembic-sidecar.perIndex" . }}
+{{- if not $perIndex }}
 backoffLimit: {{ .Values.job.backoffLimit }}
+{{- end }}
+{{- include "alembic-sidecar.indexedJobFields" . }}
 {{- with .Values.job.activeDeadlineSeconds }}
 activeDeadlineSeconds: {{ . }}
 {{- end }}
@@ -14,7 +18,8 @@ ttlSecondsAfterFinished: {{ .Values.job.ttlSecondsAfterFinished }}
 podFailurePolicy:
   rules:
     {{- with .Values.job.failFastExitCodes }}
-    - action: FailJob
+    # With one backoffLimit per shard, a code a retry cannot fix fails that shard only; the others finish.
+    - action: {{ ternary "FailIndex" "FailJob" (not (empty $perIndex)) }}
       onExitCodes:
         containerName: migrate
         operator: In
@@ -35,7 +40,12 @@ template:
       {{- with .Values.podLabels }}
       {{- toYaml . | nindent 6 }}
       {{- end }}
-    {{- with merge (dict) .Values.podAnnotations .Values.commonAnnotations }}
+    {{- $checksum := dict }}
+    {{- if .Values.fleet.targets }}
+    {{- /* A changed inline list changes the pod, so a hash-named Job reruns for it. */}}
+    {{- $_ := set $checksum "checksum/fleet-targets" (include "alembic-sidecar.fleetTargets" . | sha256sum) }}
+    {{- end }}
+    {{- with merge $checksum .Values.podAnnotations .Values.commonAnnotations }}
     annotations:
       {{- toYaml . | nindent 6 }}
     {{- end }}

@@ -29,6 +29,7 @@
     reference: {{ required "revisions.imageVolume.reference is required when revisions.source is imageVolume" .Values.revisions.imageVolume.reference | quote }}
     pullPolicy: {{ .Values.revisions.imageVolume.pullPolicy }}
 {{- end }}
+{{- include "alembic-sidecar.fleetVolume" . }}
 {{- with .Values.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
