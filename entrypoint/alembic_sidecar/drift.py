@@ -97,12 +97,19 @@ def _leave_out_table(context: Any, name: str) -> None:
 
 
 def drift_error(found: list[str]) -> SchemaDrift:
+    from .findings import ERROR, Finding
+
     shown = "; ".join(found[:IN_SUMMARY]) + (f"; and {len(found) - IN_SUMMARY} more" if len(found) > IN_SUMMARY
                                              else "")
-    return SchemaDrift(f"the database and the models differ in {len(found)} "
-                       f"{'way' if len(found) == 1 else 'ways'}: {shown}",
-                       hint="the `drift` log event lists every difference; write the missing revision "
-                            "(`alembic revision --autogenerate`) or fix the models")
+    error = SchemaDrift(f"the database and the models differ in {len(found)} "
+                        f"{'way' if len(found) == 1 else 'ways'}: {shown}",
+                        hint="the `drift` log event lists every difference; write the missing revision "
+                             "(`alembic revision --autogenerate`) or fix the models")
+    # One finding per difference: Alembic would write it into the missing revision.
+    error.findings = tuple(Finding("schema-drift", ERROR, f"to match the models Alembic would: {difference}",
+                                   "write the missing revision (`alembic revision --autogenerate`) or fix the models")
+                           for difference in found)
+    return error
 
 
 def failure(exc: BaseException, database: Any, project: Project, *, timed_out: bool = False) -> SidecarError:

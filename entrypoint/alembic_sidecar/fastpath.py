@@ -9,8 +9,12 @@ counts against MIGRATE_WAIT_TIMEOUT and MIGRATE_LOCK_TIMEOUT, and it never takes
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .ci_reports.record import Details
 
 # The whole fast path, login included, gets at most this long: a slower answer means the full path is needed.
 BUDGET = 2.0
@@ -41,8 +45,9 @@ def read_state(settings: Settings, budget: float,
     return versions, (found[1] if history else None)
 
 
-def no_op_summary(settings: Settings) -> str | None:
-    """When the database is already at the heads, log the run's summary and return it; else None."""
+def no_op_summary(settings: Settings, details: Details | None = None) -> str | None:
+    """When the database is already at the heads, log the run's summary and return it; else None. ``details``
+    (the CI reports') learns the revisions."""
     import time
 
     from . import commands, revisions
@@ -74,6 +79,8 @@ def no_op_summary(settings: Settings) -> str | None:
 
         if not fast_agrees(history, current, index.parents, index.files):
             return None  # unrecorded, or a file's bytes differ: the full path adopts, compares what runs, reports
+    if details is not None:
+        details.current = details.heads = tuple(sorted(current))
     if answer == commands.READY:
         from .commands.ready import fast_summary
 

@@ -188,8 +188,14 @@ def _as_tuple(references: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 def _file_in_traceback(exc: BaseException, directory: str) -> str | None:
+    found = frame_in_traceback(exc, directory)
+    return f"{found[0]}, line {found[1]}" if found else None
+
+
+def frame_in_traceback(exc: BaseException, directory: str) -> tuple[str, int] | None:
+    """The innermost (file, line) of ``exc``'s traceback inside ``directory``."""
     directory = os.path.abspath(directory) + os.sep
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if os.path.abspath(frame.filename).startswith(directory):
-            return f"{frame.filename}, line {frame.lineno}"
+            return frame.filename, frame.lineno or 0
     return None

@@ -278,6 +278,13 @@ OPTIONS: tuple[Option, ...] = (
            "shows it in `kubectl describe pod`), created if missing; unset: /dev/termination-log, written only "
            "where it exists (Kubernetes creates it), so a run outside Kubernetes leaves /dev alone.",
            metavar="PATH"),
+    # The CI reports (ci_reports/): each path is tried before any database work (exit 2 naming the setting).
+    Option("report_sarif", "MIGRATE_REPORT_SARIF", "`lint`, `check`, `upgrade`, `drift`, `test`: write the findings "
+           "as SARIF 2.1.0 to this file (GitHub code scanning), for a failed run too.", metavar="PATH"),
+    Option("report_junit", "MIGRATE_REPORT_JUNIT", "The same commands: write JUnit XML to this file, one test case "
+           "per revision and per finding (Jenkins, Azure DevOps, GitLab test reports).", metavar="PATH"),
+    Option("report_codequality", "MIGRATE_REPORT_CODEQUALITY", "The same commands: write the findings as GitLab "
+           "Code Quality JSON to this file.", metavar="PATH"),
     # Alembic's own defaults for EnvironmentContext.configure() (compare_type True since Alembic 1.12).
     Option("compare_type", "MIGRATE_COMPARE_TYPE", "`drift` compares column types (Alembic's compare_type). "
            "With ALEMBIC_CONFIG your env.py decides, and `drift` refuses false (exit 2).",
@@ -346,6 +353,9 @@ class Settings:
     log_format: str = _default("log_format")
     log_level: str = _default("log_level")
     termination_log: str | None = _default("termination_log")
+    report_sarif: str | None = _default("report_sarif")
+    report_junit: str | None = _default("report_junit")
+    report_codequality: str | None = _default("report_codequality")
     compare_type: bool = _default("compare_type")
     compare_server_default: bool = _default("compare_server_default")
     lint_ignore: tuple[str, ...] | None = _default("lint_ignore")

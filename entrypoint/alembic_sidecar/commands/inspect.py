@@ -6,7 +6,7 @@ from .. import alembic_env
 from ..alembic_env import Project
 from ..errors import PendingRevisions
 from ..logs import get_logger
-from . import Context, Result, applied, revs
+from . import Context, Result, applied, report_revisions, revs
 
 
 def prepare_check(project: Project) -> None:
@@ -24,6 +24,7 @@ async def check(context: Context) -> Result:
     project = context.project
     assert context.session is not None and project is not None
     found = await context.session.current_revisions(before_lock=True)
+    report_revisions(context, found)
     heads = project.heads()
     if set(found) == set(heads):
         await applied.verify(context, found)

@@ -14,7 +14,7 @@ from ..logs import get_logger
 from ..report import Plan, Step, Steps
 from ..settings import Settings
 from ..users_env import run_users_env
-from . import Context, Result, revs
+from . import Context, Result, report_revisions, revs
 from .applied import Adoption, recorder, settle, settle_at_rest
 from .migration_failure import CANCEL_MARGIN, migration_failure
 
@@ -50,12 +50,16 @@ async def _migrate(context: Context, *, downgrade: bool) -> Result:
     assert session is not None and project is not None
     destination = context.settings.target
     current = await session.current_revisions(before_lock=True)
+    if not downgrade:
+        report_revisions(context, current)
     finished = _nothing_to_do(context, destination, current, downgrade)
     if finished is not None:
         return await _settled(context, finished, current, locked=False)
     await session.acquire_lock()
     # Another replica may have migrated while we waited for the lock.
     current = await session.current_revisions()
+    if not downgrade:
+        report_revisions(context, current)
     finished = _nothing_to_do(context, destination, current, downgrade)
     if finished is not None:
         return await _settled(context, finished, current, locked=True)
@@ -118,7 +122,7 @@ async def _run_alembic(context: Context, destination: str, downgrade: bool, curr
         context.recorded = tuple(sorted(heads))
         log.info("revision_applied" if step.upgrade else "revision_reverted", revision=step.revision,
                  description=step.description, duration_ms=step.duration_ms)
-        context.reporter.send(Step(revision=step.revision, heads=tuple(heads)))
+        context.reporter.send(Step(revision=step.revision, heads=tuple(heads), duration_ms=step.duration_ms))
 
     def on_plan(paths: list[tuple[str, str]], table: str, schema: str | None) -> None:
         context.reporter.send(Steps(steps=tuple((revision, path) for revision, path in paths), table=table,
