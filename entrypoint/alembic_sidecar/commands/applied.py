@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from .. import applied_history
 from ..alembic_env import Project
+from ..findings import WARNING
 from ..logs import get_logger
 from . import Context
 from .migration_failure import refused_hint
@@ -79,8 +81,7 @@ async def settle(context: Context, current: tuple[str, ...]) -> tuple[list[Any],
     files = _files(context.project)
     if verdict is None:
         return [], Adoption(files, _applied(context.project, current), {})
-    _report(context, verdict.findings)
-    return verdict.findings, Adoption(files, verdict.unrecorded, verdict.refresh)
+    return _report(context, verdict.findings), Adoption(files, verdict.unrecorded, verdict.refresh)
 
 
 async def settle_at_rest(context: Context, current: tuple[str, ...], *, locked: bool) -> list[Any]:
@@ -103,13 +104,16 @@ async def settle_at_rest(context: Context, current: tuple[str, ...], *, locked: 
     return findings
 
 
-def _report(context: Context, findings: list[Any]) -> None:
+def _report(context: Context, findings: list[Any]) -> list[Any]:
+    """Exit 12 with MIGRATE_VERIFY_HISTORY=strict; else the findings as warnings, for the logs and the CI reports."""
     if not findings:
-        return
+        return findings
     if context.settings.verify_history == "strict":
         applied_history.log_findings(findings)
         raise applied_history.changed_error(findings)
-    applied_history.log_findings(findings, "warning")
+    warnings = [dataclasses.replace(finding, level=WARNING) for finding in findings]
+    applied_history.log_findings(warnings, "warning")
+    return warnings
 
 
 def recorder(context: Context, adoption: Adoption | None) -> tuple[Callable[[Any], None], Callable[..., None]] | None:
