@@ -71,6 +71,7 @@ def differences(project: Project, connection: Connection | None,
             raise ConfigurationError("your env.py passes no target_metadata to context.configure(), so there is "
                                      "nothing to compare the database with",
                                      hint="set target_metadata in your env.py to your models' MetaData")
+        _leave_out_table(context, project.settings.history_table)
         revision_context.run_autogenerate(revision, context)
         return []
 
@@ -80,6 +81,19 @@ def differences(project: Project, connection: Connection | None,
     # A process_revision_directives hook of the user's may empty the list when nothing changed.
     return [describe(diff) for generated in revision_context.generated_revisions
             for upgrade_ops in generated.upgrade_ops_list for diff in _flat(upgrade_ops.as_diffs())]
+
+
+def _leave_out_table(context: Any, name: str) -> None:
+    """The applied history's table is the sidecar's, as the version table is Alembic's: not the models' to hold.
+    Wrapped around the env.py's own include_name, if it has one."""
+    own = context.opts.get("include_name")
+
+    def include_name(candidate: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+        if type_ == "table" and candidate == name:
+            return False
+        return own(candidate, type_, parent_names) if own is not None else True
+
+    context.opts["include_name"] = include_name
 
 
 def drift_error(found: list[str]) -> SchemaDrift:

@@ -237,6 +237,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("version_table_schema", "MIGRATE_VERSION_TABLE_SCHEMA", "Schema (MySQL/MariaDB: database) of the "
            "version table, Alembic's version_table_schema; unset: the connection's default (search_path).",
            parse=_identifier, metavar="SCHEMA"),
+    Option("history_table", "MIGRATE_HISTORY_TABLE", "Table beside the version table (in its schema) where "
+           "`upgrade` records each applied revision: its file's checksum, when, how long, which sidecar version; "
+           "created on first use.", default="alembic_sidecar_history", parse=_identifier, metavar="TABLE"),
+    Option("verify_history", "MIGRATE_VERIFY_HISTORY", "Applied revisions whose file changed or disappeared since "
+           "(whitespace and comments aside): warn (`upgrade` logs applied_history_changed and goes on; `check` exits "
+           "12) | strict (`upgrade` exits 12 before applying anything) | off (the history table is neither read nor "
+           "written).", default="warn", parse=_choice(("warn", "strict", "off")), metavar="MODE"),
     Option("lock_name", "MIGRATE_LOCK_NAME", "Name of the database lock; migrators that share it exclude "
            "each other.", default="alembic-sidecar", metavar="NAME"),
     Option("pythonpath", "MIGRATE_PYTHONPATH", "Extra import paths for revision files, separated by ':'.",
@@ -332,6 +339,8 @@ class Settings:
     transaction_per_migration: bool = _default("transaction_per_migration")
     version_table: str = _default("version_table")
     version_table_schema: str | None = _default("version_table_schema")
+    history_table: str = _default("history_table")
+    verify_history: str = _default("verify_history")
     lock_name: str = _default("lock_name")
     pythonpath: str | None = _default("pythonpath")
     metadata: str | None = _default("metadata")

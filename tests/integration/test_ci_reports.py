@@ -320,3 +320,28 @@ def test_lint_warnings_alone_pass_and_are_reported_as_warnings(revisions, sideca
     assert [issue["severity"] for issue in reports.code_quality()] == ["minor"]
     assert all(case.is_passed for case in reports.junit())
     assert reports.summary().startswith("### alembic-sidecar lint: ✅ passed") and "⚠️ warning" in reports.summary()
+
+
+def test_an_edited_applied_revision_is_reported_on_its_file_by_check_and_upgrade(database, revisions, sidecar,
+                                                                                   reports):
+    ids = revisions.chain(2)
+    assert_exit(sidecar.run("upgrade", env={"DATABASE_URL": database.url}), 0)
+    edited = next(revisions.dir.glob(f"{ids[0]}_*.py"))
+    edited.write_text(edited.read_text().replace('op.create_table("t_', 'op.create_table("t2_', 1))
+    path = relative(reports, revisions, ids[0])
+    check = sidecar.run("check", env={"DATABASE_URL": database.url, **reports.env})
+    assert_clean_failure(check, 12, ids[0])
+    (annotation,) = [a for a in read.annotations(check.stdout) if a.level == "error"]
+    assert annotation.properties["file"] == path and "applied-history-changed" in annotation.properties["title"]
+    (sarif,) = reports.results()
+    assert (sarif["ruleId"], sarif["level"]) == ("applied-history-changed", "error")
+    assert sarif["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == path
+    (issue,) = reports.code_quality()
+    assert issue["check_name"] == "applied-history-changed" and issue["location"]["path"] == path
+    assert reports.outputs()["exit-code"] == "12" and reports.outputs()["errors"] == "1"
+    # upgrade (MIGRATE_VERIFY_HISTORY=warn): passes, with the change as a warning in the reports.
+    upgrade = sidecar.run("upgrade", env={"DATABASE_URL": database.url, **reports.env})
+    assert_exit(upgrade, 0)
+    (warning,) = read.annotations(upgrade.stdout)
+    assert warning.level == "warning" and warning.properties["file"] == path
+    assert [(r["ruleId"], r["level"]) for r in reports.results()] == [("applied-history-changed", "warning")]

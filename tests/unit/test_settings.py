@@ -41,6 +41,8 @@ NON_DEFAULT = {
     "transaction_per_migration": ("off", False),
     "version_table": ("schema_history", "schema_history"),
     "lock_name": ("other-lock", "other-lock"),
+    "history_table": ("our_history", "our_history"),
+    "verify_history": ("strict", "strict"),
     "pythonpath": ("/a:/b", "/a:/b"),
     "metadata": ("myapp.models:Base", "myapp.models:Base"),
     "log_format": ("console", "console"),
