@@ -254,6 +254,17 @@ def test_your_own_env_py_records_and_verifies_the_history_too(server_database, t
     assert_clean_failure(sidecar.run("check", env=env), 12, ids[1])
 
 
+def test_history_of_a_sqlite_file_not_created_yet_shows_every_revision_pending_and_creates_nothing(revisions,
+                                                                                                     sidecar,
+                                                                                                     tmp_path):
+    ids = revisions.chain(2)
+    path = tmp_path / "not-yet.db"
+    shown = sidecar.run("history", env={"DATABASE_URL": f"sqlite:///{path}"})
+    assert_exit(shown, 0)
+    assert [line.endswith("[pending]") for line in shown.stdout.splitlines()] == [True] * len(ids)
+    assert not path.exists()
+
+
 def test_history_with_an_unreachable_database_exits_3_without_a_traceback(revisions, sidecar):
     revisions.chain(1)
     result = sidecar.run("history", env={"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x",

@@ -51,7 +51,9 @@ def _select(table: str, columns: Sequence[str]) -> str:
 
 def read_tables_now(path: str, reads: Sequence[tuple[str, str | None, Sequence[str]]],
                     timeout: float) -> list[list[tuple[Any, ...]] | None]:
-    """Read-only, so that a missing file is not created here."""
+    """Read-only, so that a missing file is not created here: it holds no table yet."""
+    if not os.path.exists(path):
+        return [None for _ in reads]
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
     try:
         return [[tuple(row) for row in connection.execute(_select(table, columns))]
