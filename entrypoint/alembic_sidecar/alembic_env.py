@@ -256,12 +256,17 @@ class AppliedStep:
 def migrate(project: Project, connection: Connection | None, destination: str, *, downgrade: bool = False,
             configure_options: dict[str, Any] | None = None,
             on_step: Callable[[AppliedStep, tuple[str, ...]], None] | None = None,
-            on_plan: Callable[[list[tuple[str, str]], str, str | None], None] | None = None) -> None:
+            on_plan: Callable[[list[tuple[str, str]], str, str | None], None] | None = None,
+            on_start: Callable[[Connection], None] | None = None,
+            on_record: Callable[[Connection, Any, int], None] | None = None) -> None:
     """Run Alembic's upgrade (or downgrade) to ``destination`` on ``connection`` (None: the env.py connects).
 
     ``on_plan`` hears the steps (revision, file) and the version table (name, schema) the env.py configured before
     any step runs; ``on_step`` hears each applied step with the
-    heads Alembic records after it, from Alembic's own ``on_version_apply`` hook.
+    heads Alembic records after it, from Alembic's own ``on_version_apply`` hook. The applied history's hooks get the
+    migration's connection: ``on_start`` before the first step, inside the transaction Alembic's own reads began
+    (which the first step joins, as Alembic's creation of its version table does), ``on_record`` each step inside
+    its transaction, before it commits.
     """
     from alembic.runtime.environment import EnvironmentContext
 
@@ -272,6 +277,8 @@ def migrate(project: Project, connection: Connection | None, destination: str, *
     def record(ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
         nonlocal mark
         now = time.monotonic()
+        if on_record is not None:
+            on_record(ctx.connection, step, round((now - mark) * 1000))
         if on_step is not None:
             # A downgrade step's revision is the one it removes: its up_revision too.
             script_revision = step.up_revision
@@ -290,6 +297,8 @@ def migrate(project: Project, connection: Connection | None, destination: str, *
         if record not in context.on_version_apply_callbacks:
             # A user's env.py calls configure() with options of its own: hook in beside them.
             context.on_version_apply_callbacks = (*context.on_version_apply_callbacks, record)
+        if on_start is not None:
+            on_start(context.connection)
         planned = (script._downgrade_revs(destination, revision) if downgrade
                    else script._upgrade_revs(destination, revision))
         if on_plan is not None:

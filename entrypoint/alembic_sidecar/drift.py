@@ -71,6 +71,7 @@ def differences(project: Project, connection: Connection | None,
             raise ConfigurationError("your env.py passes no target_metadata to context.configure(), so there is "
                                      "nothing to compare the database with",
                                      hint="set target_metadata in your env.py to your models' MetaData")
+        _leave_out_table(context, project.settings.history_table)
         revision_context.run_autogenerate(revision, context)
         return []
 
@@ -82,13 +83,33 @@ def differences(project: Project, connection: Connection | None,
             for upgrade_ops in generated.upgrade_ops_list for diff in _flat(upgrade_ops.as_diffs())]
 
 
+def _leave_out_table(context: Any, name: str) -> None:
+    """The applied history's table is the sidecar's, as the version table is Alembic's: not the models' to hold.
+    Wrapped around the env.py's own include_name, if it has one."""
+    own = context.opts.get("include_name")
+
+    def include_name(candidate: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+        if type_ == "table" and candidate == name:
+            return False
+        return own(candidate, type_, parent_names) if own is not None else True
+
+    context.opts["include_name"] = include_name
+
+
 def drift_error(found: list[str]) -> SchemaDrift:
+    from .findings import ERROR, Finding
+
     shown = "; ".join(found[:IN_SUMMARY]) + (f"; and {len(found) - IN_SUMMARY} more" if len(found) > IN_SUMMARY
                                              else "")
-    return SchemaDrift(f"the database and the models differ in {len(found)} "
-                       f"{'way' if len(found) == 1 else 'ways'}: {shown}",
-                       hint="the `drift` log event lists every difference; write the missing revision "
-                            "(`alembic revision --autogenerate`) or fix the models")
+    error = SchemaDrift(f"the database and the models differ in {len(found)} "
+                        f"{'way' if len(found) == 1 else 'ways'}: {shown}",
+                        hint="the `drift` log event lists every difference; write the missing revision "
+                             "(`alembic revision --autogenerate`) or fix the models")
+    # One finding per difference: Alembic would write it into the missing revision.
+    error.findings = tuple(Finding("schema-drift", ERROR, f"to match the models Alembic would: {difference}",
+                                   "write the missing revision (`alembic revision --autogenerate`) or fix the models")
+                           for difference in found)
+    return error
 
 
 def failure(exc: BaseException, database: Any, project: Project, *, timed_out: bool = False) -> SidecarError:

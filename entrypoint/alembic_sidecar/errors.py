@@ -113,6 +113,18 @@ class RiskyMigration(SidecarError):
         self.findings = findings
 
 
+class AppliedHistoryChanged(SidecarError):
+    """An applied revision's file changed or disappeared since it was applied (``check``; ``upgrade`` with
+    ``MIGRATE_VERIFY_HISTORY=strict``); ``findings`` names each one."""
+
+    exit_code = 12
+    title = "applied history changed"
+
+    def __init__(self, message: str, *, hint: str | None = None, findings: tuple = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.findings = findings
+
+
 class Interrupted(SidecarError):
     """SIGTERM or SIGINT arrived; the current transaction was rolled back and the lock released."""
 
@@ -171,6 +183,10 @@ EXIT_CODES: list[tuple[int, str, str]] = [
      "`lint` only: a revision locks or rewrites a table, or drops or renames what the running application uses; "
      "each finding is printed as `file:line: error [rule] ...` with what to do instead; fix the revision, or turn "
      "the rule off (MIGRATE_LINT_IGNORE, or a `# alembic-sidecar lint-ignore: RULE` comment in the revision file)"),
+    (AppliedHistoryChanged.exit_code, AppliedHistoryChanged.title,
+     "`check`, and `upgrade` with MIGRATE_VERIFY_HISTORY=strict (before applying anything): the file of an applied "
+     "revision changed (beyond whitespace and comments) or disappeared; the `applied_history_changed` event names "
+     "each; revert the file and write a new revision for the change"),
     (SidecarError.exit_code, SidecarError.title, "a bug in alembic-sidecar; please report it with the log"),
     (130, "interrupted by SIGINT", "the current transaction was rolled back and the lock released"),
     (143, "interrupted by SIGTERM", "the current transaction was rolled back and the lock released"),

@@ -2,7 +2,8 @@
 
 What crosses, and why the parent needs it: where the child logged in (to prove the outcome with a login of its own),
 the migration's plan and steps (to prove the target and name the revision that was running when the child died),
-and how the run ended (the summary to print, or the failure to exit with). Nothing else: the settings the parent
+and how the run ended (the summary to print, or the failure to exit with); and, for the CI reports only, the
+revisions' positions, durations and the findings, which the parent shows but never decides on. Nothing else: the settings the parent
 already has, and no secret but the endpoint's, which its own login needs.
 """
 
@@ -52,6 +53,27 @@ class Step:
     kind: ClassVar[str] = "step"
     revision: str
     heads: tuple[str, ...]
+    duration_ms: int | None = None  # for the CI reports
+
+
+@dataclass(frozen=True)
+class Revisions:
+    """For the CI reports only (never the verdict): where the database is, the heads, and the revisions pending
+    above it with their files, in the order an upgrade applies them."""
+
+    kind: ClassVar[str] = "revisions"
+    current: tuple[str, ...]
+    heads: tuple[str, ...]
+    pending: tuple[tuple[str, str], ...]  # (revision, path)
+
+
+@dataclass(frozen=True)
+class RoundTripped:
+    """For the CI reports: a revision passed `test`'s round trip, in this long (all three steps)."""
+
+    kind: ClassVar[str] = "round_tripped"
+    revision: str
+    duration_ms: int
 
 
 @dataclass(frozen=True)
@@ -64,6 +86,7 @@ class Done:
     before: tuple[str, ...] | None = None  # upgrade and downgrade: what the parent must prove
     expected: tuple[str, ...] | None = None
     applied: int = 0
+    findings: tuple[dict[str, Any], ...] = ()  # findings.Finding as dicts, for the CI reports
 
 
 @dataclass(frozen=True)
@@ -77,10 +100,12 @@ class Failed:
     message: str
     state: str | None = None
     connection_lost: bool = False
+    findings: tuple[dict[str, Any], ...] = ()
 
 
-Message = Union[EndpointMessage, Plan, Steps, Step, Done, Failed]
-_KINDS: dict[str, type[Message]] = {kind.kind: kind for kind in (EndpointMessage, Plan, Steps, Step, Done, Failed)}
+Message = Union[EndpointMessage, Plan, Steps, Step, Revisions, RoundTripped, Done, Failed]
+_KINDS: dict[str, type[Message]] = {kind.kind: kind for kind in (EndpointMessage, Plan, Steps, Step, Revisions,
+                                                                  RoundTripped, Done, Failed)}
 
 
 def encode(message: Message) -> bytes:

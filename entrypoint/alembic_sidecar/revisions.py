@@ -10,7 +10,7 @@ import sys
 import traceback
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .errors import ConfigurationError, RevisionError
@@ -27,9 +27,11 @@ _SOURCE_FILE = re.compile(r"^(?!\.#|__init__)(.*\.py)$")
 
 @dataclass(frozen=True)
 class RevisionIndex:
-    """What the fast scan learned: each revision's parents, and the heads."""
+    """What the fast scan learned: each revision's parents, and the heads; and each one's file with the sha256 of
+    its bytes (the applied history's cheap comparison)."""
 
     parents: dict[str, tuple[str, ...]]
+    files: dict[str, tuple[str, str]] = field(default_factory=dict, compare=False)
 
     @property
     def heads(self) -> frozenset[str]:
@@ -60,11 +62,16 @@ def check_versions_dir(path: str) -> tuple[str, ...]:
 def scan(path: str, names: tuple[str, ...]) -> RevisionIndex | None:
     """Read revision ids without importing the files; None when any file is not plainly written, or when the ids do
     not form a plain graph (an id declared twice, a parent no file declares): then load() explains it."""
+    import hashlib
+
     parents: dict[str, tuple[str, ...]] = {}
+    files: dict[str, tuple[str, str]] = {}
     for name in names:
+        file_path = os.path.join(path, name)
         try:
-            with open(os.path.join(path, name), encoding="utf-8") as handle:
-                source = handle.read()
+            with open(file_path, "rb") as handle:
+                content = handle.read()
+            source = content.decode()
         except (OSError, UnicodeDecodeError):
             return None
         found: dict[str, object] = {}
@@ -79,6 +86,7 @@ def scan(path: str, names: tuple[str, ...]) -> RevisionIndex | None:
         revision, down = found.get("revision"), found.get("down_revision", None)
         if not isinstance(revision, str) or revision in parents or found.get("depends_on"):
             return None
+        files[revision] = (file_path, hashlib.sha256(content).hexdigest())
         if down is None:
             parents[revision] = ()
         elif isinstance(down, str):
@@ -89,7 +97,7 @@ def scan(path: str, names: tuple[str, ...]) -> RevisionIndex | None:
             return None
     if any(parent not in parents for parents_of in parents.values() for parent in parents_of):
         return None
-    return RevisionIndex(parents)
+    return RevisionIndex(parents, files)
 
 
 def _literal(text: str) -> object:
@@ -180,8 +188,14 @@ def _as_tuple(references: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 def _file_in_traceback(exc: BaseException, directory: str) -> str | None:
+    found = frame_in_traceback(exc, directory)
+    return f"{found[0]}, line {found[1]}" if found else None
+
+
+def frame_in_traceback(exc: BaseException, directory: str) -> tuple[str, int] | None:
+    """The innermost (file, line) of ``exc``'s traceback inside ``directory``."""
     directory = os.path.abspath(directory) + os.sep
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if os.path.abspath(frame.filename).startswith(directory):
-            return f"{frame.filename}, line {frame.lineno}"
+            return frame.filename, frame.lineno or 0
     return None

@@ -7,7 +7,7 @@ or exit 4 while waiting for the lock) instead of holding it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import text
@@ -130,6 +130,22 @@ class Session:
                 raise self.fault(exc, f"reading {table}", refused=f"cannot read {table}",
                                  refused_hint="grant the migration user access to the database") from None
         raise AssertionError("unreachable")
+
+    async def run_own(self, work: Any, doing: str, *, refused_hint: Callable[[str], str]) -> Any:
+        """``work(sync_connection)`` as one bounded transaction of the sidecar's own, committed; a failure is
+        rolled back and translated as :meth:`fault` does (a refusal's hint made from the server's words)."""
+        connection = self.connection
+        assert connection is not None
+        try:
+            result = await self.bounded(connection.run_sync(work))
+            await connection.commit()
+            return result
+        except _PASS_THROUGH:
+            raise
+        except Exception as exc:
+            await self.rollback_quietly()
+            raise self.fault(exc, doing, refused=f"refused while {doing}",
+                             refused_hint=refused_hint(describe(exc))) from None
 
     async def acquire_lock(self) -> None:
         assert self.connection is not None

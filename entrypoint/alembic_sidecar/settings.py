@@ -237,6 +237,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("version_table_schema", "MIGRATE_VERSION_TABLE_SCHEMA", "Schema (MySQL/MariaDB: database) of the "
            "version table, Alembic's version_table_schema; unset: the connection's default (search_path).",
            parse=_identifier, metavar="SCHEMA"),
+    Option("history_table", "MIGRATE_HISTORY_TABLE", "Table beside the version table (in its schema) where "
+           "`upgrade` records each applied revision: its file's checksum, when, how long, which sidecar version; "
+           "created on first use.", default="alembic_sidecar_history", parse=_identifier, metavar="TABLE"),
+    Option("verify_history", "MIGRATE_VERIFY_HISTORY", "Applied revisions whose file changed or disappeared since "
+           "(whitespace and comments aside): warn (`upgrade` logs applied_history_changed and goes on; `check` exits "
+           "12) | strict (`upgrade` exits 12 before applying anything) | off (the history table is neither read nor "
+           "written).", default="warn", parse=_choice(("warn", "strict", "off")), metavar="MODE"),
     Option("lock_name", "MIGRATE_LOCK_NAME", "Name of the database lock; migrators that share it exclude "
            "each other.", default="alembic-sidecar", metavar="NAME"),
     Option("pythonpath", "MIGRATE_PYTHONPATH", "Extra import paths for revision files, separated by ':'.",
@@ -271,6 +278,13 @@ OPTIONS: tuple[Option, ...] = (
            "shows it in `kubectl describe pod`), created if missing; unset: /dev/termination-log, written only "
            "where it exists (Kubernetes creates it), so a run outside Kubernetes leaves /dev alone.",
            metavar="PATH"),
+    # The CI reports (ci_reports/): each path is tried before any database work (exit 2 naming the setting).
+    Option("report_sarif", "MIGRATE_REPORT_SARIF", "`lint`, `check`, `upgrade`, `drift`, `test`: write the findings "
+           "as SARIF 2.1.0 to this file (GitHub code scanning), for a failed run too.", metavar="PATH"),
+    Option("report_junit", "MIGRATE_REPORT_JUNIT", "The same commands: write JUnit XML to this file, one test case "
+           "per revision and per finding (Jenkins, Azure DevOps, GitLab test reports).", metavar="PATH"),
+    Option("report_codequality", "MIGRATE_REPORT_CODEQUALITY", "The same commands: write the findings as GitLab "
+           "Code Quality JSON to this file.", metavar="PATH"),
     # Alembic's own defaults for EnvironmentContext.configure() (compare_type True since Alembic 1.12).
     Option("compare_type", "MIGRATE_COMPARE_TYPE", "`drift` compares column types (Alembic's compare_type). "
            "With ALEMBIC_CONFIG your env.py decides, and `drift` refuses false (exit 2).",
@@ -325,6 +339,8 @@ class Settings:
     transaction_per_migration: bool = _default("transaction_per_migration")
     version_table: str = _default("version_table")
     version_table_schema: str | None = _default("version_table_schema")
+    history_table: str = _default("history_table")
+    verify_history: str = _default("verify_history")
     lock_name: str = _default("lock_name")
     pythonpath: str | None = _default("pythonpath")
     metadata: str | None = _default("metadata")
@@ -337,6 +353,9 @@ class Settings:
     log_format: str = _default("log_format")
     log_level: str = _default("log_level")
     termination_log: str | None = _default("termination_log")
+    report_sarif: str | None = _default("report_sarif")
+    report_junit: str | None = _default("report_junit")
+    report_codequality: str | None = _default("report_codequality")
     compare_type: bool = _default("compare_type")
     compare_server_default: bool = _default("compare_server_default")
     lint_ignore: tuple[str, ...] | None = _default("lint_ignore")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
@@ -19,7 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .errors import Interrupted, MigrationFailed, SidecarError, Signalled, TransientFault, unexpected_exception
 from .failures import describe
@@ -27,6 +28,9 @@ from .logs import flush_streams
 from .redaction import redact, secret_forms
 from .report import Done, EndpointMessage, Failed, Message, Plan, Reporter, Step, Steps, read_reports
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .ci_reports.record import Details
 
 M = TypeVar("M", bound=Message)
 SIGNAL_EXIT = {signal.SIGTERM: ("SIGTERM", 143), signal.SIGINT: ("SIGINT", 130)}
@@ -82,8 +86,9 @@ def owning_signals(received: list[int], wake_fd: int) -> Iterator[None]:
 
 # -- the parent -------------------------------------------------------------------------------------------------
 
-def supervise(settings: Settings, started: float) -> Outcome:
-    """Fork the child that does the work; return what to report, or raise the failure to report."""
+def supervise(settings: Settings, started: float, details: Details | None = None) -> Outcome:
+    """Fork the child that does the work; return what to report, or raise the failure to report. ``details``, when
+    given, receives what the CI reports show of the run (after the verdict, which it never decides)."""
     report_read, report_write = os.pipe()
     wake_read, wake_write = os.pipe()
     for fd in (report_read, wake_read, wake_write):
@@ -102,7 +107,7 @@ def supervise(settings: Settings, started: float) -> Outcome:
             os._exit(_child(settings, Reporter(report_write), elapsed))
         os.close(report_write)
         supervision.pid = pid
-        return supervision.run()
+        return supervision.run(details)
 
 
 class _Supervision:
@@ -116,10 +121,34 @@ class _Supervision:
         self.killed = False
         self.state: str | None = None
         self.kept = 0  # after a failure: how many of this run's revisions the database still holds, as read
+        self.read_back: tuple[str, ...] | None = None  # the database's revisions as the parent's own read found them
+        self.undone: list[str] = []
 
-    def run(self) -> Outcome:
+    def run(self, details: Details | None = None) -> Outcome:
         status = self._wait_for_child()
-        return self._verdict(status)
+        try:
+            outcome = self._verdict(status)
+        except SidecarError as error:
+            if details is not None:
+                self._detail(details, error)
+            raise
+        if details is not None:
+            self._detail(details, None)
+        return outcome
+
+    def _detail(self, details: Details, error: SidecarError | None) -> None:
+        """What the CI reports show: the child's messages, and the parent's own reads of the database, which win."""
+        from .ci_reports.collect import from_messages
+
+        password = self._endpoint_password()
+        from_messages(details, self.reports.messages, command=self.settings.command,
+                      failure=None if error is None else error.message, read_back=self.read_back,
+                      undone=self.undone, culprit=self.reports.culprit_revision(),
+                      secrets=secret_forms([password]) if password else [])
+
+    def _endpoint_password(self) -> str | None:
+        endpoint = self.reports.last(EndpointMessage)
+        return endpoint.endpoint.get("password") if endpoint else None
 
     def owning_signals(self) -> contextlib.AbstractContextManager[None]:
         return owning_signals(self.signals, self.wake_write)
@@ -200,8 +229,7 @@ class _Supervision:
             return self._verdict_of(status)
         except SidecarError as error:
             # The password may have come from a file the parent never read (ALEMBIC_CONFIG's sqlalchemy.url).
-            endpoint = self.reports.last(EndpointMessage)
-            password = endpoint.endpoint.get("password") if endpoint else None
+            password = self._endpoint_password()
             if password:
                 error.message = redact(error.message, secret_forms([password]))
                 error.hint = redact(error.hint, secret_forms([password])) if error.hint else error.hint
@@ -261,6 +289,7 @@ class _Supervision:
         at = ",".join(actual) or "base"
         undone = _undone(plan.before, progress, actual)
         self.kept = _kept(plan.before, progress, actual)
+        self.read_back, self.undone = actual, undone
         if not undone:
             return f"the database is at {at}"
         from .logs import get_logger
@@ -285,6 +314,7 @@ class _Supervision:
         except _Unreadable as why:
             raise TransientFault(f"the migration reported success but its result could not be confirmed: {why}",
                                  hint="rerun: a database at the target is confirmed and the run exits 0") from None
+        self.read_back = actual
         plan = self.reports.last(Plan)
         wanted = tuple(sorted(done.expected))
         problems = []
@@ -330,14 +360,16 @@ class _Reports:
 
     def culprit(self) -> str:
         """The revision file that was running when the child ended, from its plan and its progress."""
+        running = self.culprit_revision()
+        return f"revision file {running[1]}" if running else "the migration process"
+
+    def culprit_revision(self) -> tuple[str, str] | None:
+        """The (revision, path) that was running when the run ended, from its plan and its progress."""
         planned = self.last(Steps)
         if planned is None:
-            return "the migration process"
+            return None
         applied = {report.revision for report in self.progress()}
-        for revision, path in planned.steps:
-            if revision not in applied:
-                return f"revision file {path}"
-        return "the migration process"
+        return next(((revision, path) for revision, path in planned.steps if revision not in applied), None)
 
 
 def _kept(before: tuple[str, ...], progress: list[Step], actual: tuple[str, ...]) -> int:
@@ -442,7 +474,8 @@ def _child(settings: Settings, reporter: Reporter, elapsed: float) -> int:
         runner = Runner(settings, reporter, wait_timeout=max(0.0, settings.wait_timeout - elapsed),
                         lock_timeout=max(0.0, settings.lock_timeout - elapsed))
         result = asyncio.run(run_with_signals(runner))
-        reporter.send(Done(result.summary, tuple(result.output), result.before, result.expected, result.applied))
+        reporter.send(Done(result.summary, tuple(result.output), result.before, result.expected, result.applied,
+                           tuple(dataclasses.asdict(finding) for finding in result.findings)))
         code = 0
     except Signalled as exc:
         name, code = SIGNAL_EXIT[signal.Signals(exc.signum)]
@@ -462,7 +495,8 @@ def _report_failure(reporter: Reporter, error: SidecarError, runner: Any = None)
     state = runner.failure_state() if runner is not None else None
     reporter.send(Failed(error.exit_code, error.title, str(error),
                          state=state if state and state in str(error) else None,
-                         connection_lost=bool(runner is not None and runner.connection_lost)))
+                         connection_lost=bool(runner is not None and runner.connection_lost),
+                         findings=tuple(dataclasses.asdict(finding) for finding in error.findings)))
 
 
 async def run_with_signals(runner: Any) -> Any:

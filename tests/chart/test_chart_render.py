@@ -446,6 +446,7 @@ def test_values_reach_the_environment(chart):
         "MIGRATE_DDL_LOCK_TIMEOUT": "2.5",
         "MIGRATE_DDL_LOCK_RETRIES": "5",
         "MIGRATE_ON_UNKNOWN_REVISION": "ignore",
+        "MIGRATE_VERIFY_HISTORY": "strict",
         "MIGRATE_LOG_FORMAT": "json",
         "MIGRATE_LOG_LEVEL": "info",
     }

@@ -16,6 +16,7 @@ import pytest
 
 from tests.fixtures.docker import IMAGE, IMAGES_ENV, REPO, BaseImages, Runner, _read_images_env, build_image, docker
 
+from .actions_runner import ActionsRunner
 from .support import ContainerSidecar
 
 
@@ -48,6 +49,19 @@ def python_bases(base_images: BaseImages) -> dict[str, PythonBase]:
 def sidecar_image_oldest(python_bases: dict[str, PythonBase]) -> str:
     """The real Dockerfile built on the oldest supported CPython's base, once per session."""
     return build_image(f"{IMAGE}-oldest", REPO, build_args={"BASE_IMAGE": python_bases["oldest"].image})
+
+
+@pytest.fixture(scope="session")
+def ci_image(base_images) -> str:
+    """The Dockerfile's `ci` target: the deploy image plus squawk."""
+    return build_image(f"{IMAGE}-ci", REPO, build_args={"BASE_IMAGE": base_images.base}, target="ci")
+
+
+@pytest.fixture(scope="session")
+def action_image(base_images, tmp_path_factory) -> ActionsRunner:
+    """The action's image, built once per session as the runner builds it (see actions_runner.py)."""
+    return ActionsRunner.build(REPO / "action.yml", f"{IMAGE}-action", tmp_path_factory.mktemp("actions"),
+                               base_images.base)
 
 
 @pytest.fixture

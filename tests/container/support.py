@@ -20,6 +20,9 @@ ARBITRARY_USER = "12345:0"
 #: oldest: its ``container_sidecar``, ``tested_image`` and ``tested_base`` are that Python's (see conftest.py).
 ON_EACH_PYTHON = pytest.mark.parametrize("python", ["newest", "oldest"], indirect=True)
 VERSIONS_IN_IMAGE = "/migrations/versions"
+#: A revision a pull request adds to the example revisions, as a user writes it: a NOT NULL column without a default
+#: on an existing table, and an index built without CONCURRENTLY (docs/pictures/step-summary.sh shows it too).
+RISKY_REVISION = (Path(__file__).parent / "data" / "0004_order_status.py").read_text()
 
 
 class ContainerSidecar:

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.docker import IMAGE, REPO, build_image
-
 from .support import ContainerSidecar, assert_exit, assert_failed
 
 pytestmark = pytest.mark.container
 
 URL = {"DATABASE_URL": "postgresql://app:secret@lint.sidecar-test.invalid/app"}  # offline: never contacted
 CALL = 'op.create_index("ix_orders_note", "orders", ["note"])'
-
-
-@pytest.fixture(scope="session")
-def ci_image(base_images) -> str:
-    """The Dockerfile's `ci` target: the deploy image plus squawk."""
-    return build_image(f"{IMAGE}-ci", REPO, build_args={"BASE_IMAGE": base_images.base}, target="ci")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from .support import ON_EACH_PYTHON, assert_exit
 pytestmark = [pytest.mark.container, ON_EACH_PYTHON]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "image" / "examples" / "versions"
-EXAMPLE_TABLES = ["accounts", "alembic_version", "orders"]
+EXAMPLE_TABLES = ["accounts", "alembic_sidecar_history", "alembic_version", "orders"]
 
 
 @pytest.fixture

@@ -74,6 +74,17 @@ def test_the_version_table_reads_sorted_with_one_login(database):
     assert asyncio.run(driver.read_versions_now(endpoint, "alembic_version", None, 5)) == ("a1", "b2")
 
 
+def test_tables_of_ours_read_on_one_login_columns_as_asked_and_a_missing_one_as_none(database):
+    endpoint, driver = _driver(database)
+    _create_versions(database, "a1")
+    database.execute("CREATE TABLE ledger (revision VARCHAR(32) NOT NULL, file_sha256 VARCHAR(64) NOT NULL)")
+    database.execute("INSERT INTO ledger VALUES ('a1', 'abc')")
+    found = asyncio.run(driver.read_tables_now(endpoint, [
+        ("alembic_version", None, ("version_num",)), ("ledger", None, ("file_sha256", "revision")),
+        ("no_such_ledger", None, ("revision",))], 5))
+    assert found == [[("a1",)], [("abc", "a1")], None]
+
+
 async def _session(engine, driver: Driver, settings, endpoint: Endpoint):
     """A connection of the engine the runner uses, prepared as ours is, and the lock it would take."""
     connection = await engine.connect()

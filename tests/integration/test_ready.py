@@ -137,7 +137,10 @@ def test_ready_works_for_a_postgresql_role_that_may_only_select_the_version_tabl
     # The premise: this role cannot write the version table, nor create anything.
     as_reader = _PgSession(host=PG_HOST, port=PG_PORT, user=role, database=pg_database.name)
     try:
-        for statement in ("UPDATE alembic_version SET version_num = 'x'", "CREATE TABLE t_reader (id int)"):
+        # Nor read the applied history, which the migrator's upgrade created beside the version table.
+        assert "alembic_sidecar_history" in pg_database.tables()
+        for statement in ("UPDATE alembic_version SET version_num = 'x'", "CREATE TABLE t_reader (id int)",
+                          "SELECT * FROM alembic_sidecar_history"):
             with pytest.raises(Exception, match="permission denied"):
                 as_reader.execute(statement)
     finally:
@@ -212,7 +215,9 @@ def test_ready_works_for_a_mariadb_user_that_may_only_select_the_version_table(m
                                 database=database.name, autocommit=True)
     try:
         with as_reader.cursor() as cursor:
-            for statement in ("UPDATE alembic_version SET version_num = 'x'", "CREATE TABLE t_reader (id int)"):
+            assert "alembic_sidecar_history" in database.tables()
+            for statement in ("UPDATE alembic_version SET version_num = 'x'", "CREATE TABLE t_reader (id int)",
+                              "SELECT * FROM alembic_sidecar_history"):
                 with pytest.raises(pymysql.err.OperationalError, match="denied"):
                     cursor.execute(statement)
     finally:

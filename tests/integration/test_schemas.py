@@ -16,7 +16,8 @@ def test_search_path_from_libpq_options_puts_every_table_in_that_schema(pg_datab
     assert_exit(sidecar.run(env=env), 0)
     assert pg_database.tables() == [], "nothing may land in public"
     in_app = sorted(r[0] for r in pg_database.rows("SELECT tablename FROM pg_tables WHERE schemaname = 'app'"))
-    assert in_app == sorted(["alembic_version", "migration_log", *(f"t_{rev}" for rev in revisions.ids)])
+    assert in_app == sorted(["alembic_version", "alembic_sidecar_history", "migration_log",
+                             *(f"t_{rev}" for rev in revisions.ids)])
     again = sidecar.run(env=env)
     assert_exit(again, 0)
     assert again.one("migration_complete")["applied"] == 0

@@ -23,7 +23,7 @@ EXAMPLES = REPO / "image" / "examples" / "versions"
 def assert_at_head(db, revisions, result) -> None:
     assert_exit(result, 0)
     assert db.revisions() == [revisions.head], result
-    assert set(db.tables()) == revisions.tables_for(revisions.logged) | {"alembic_version"}
+    assert set(db.tables()) == revisions.tables_for(revisions.logged) | {"alembic_version", "alembic_sidecar_history"}
     assert applied_counts(db) == {rev: 1 for rev in revisions.logged}
 
 

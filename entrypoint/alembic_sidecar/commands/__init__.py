@@ -54,6 +54,7 @@ class Command:
     reads_files: bool = True  # False: the revision files are opened only for ALEMBIC_CONFIG (its URL)
     refuse: str | None = None  # "module:function"(settings): refusals before anything is opened
     prepare: str | None = None  # "module:function"(project): what must load before any connection
+    reports: bool = False  # writes the CI reports (ci_reports/): GitHub Actions, SARIF, JUnit, Code Quality
 
     def function(self, which: str = "run") -> Callable[..., Any] | None:
         reference = getattr(self, which)
@@ -66,18 +67,19 @@ class Command:
 COMMANDS: tuple[Command, ...] = (
     Command("upgrade", "wait, lock and upgrade to TARGET (default command; MIGRATE_TARGET, default head)",
             "migrate:upgrade", Argument("target", "TARGET"), takes_lock=True, fast_path=MIGRATED,
-            refuse="migrate:refuse_upgrade", prepare="migrate:prepare"),
+            refuse="migrate:refuse_upgrade", prepare="migrate:prepare", reports=True),
     Command("check", "exit 0 when the database is at the heads, 8 when revisions are pending",
-            "inspect:check", fast_path=AT_HEADS, prepare="inspect:prepare_check"),
+            "inspect:check", fast_path=AT_HEADS, prepare="inspect:prepare_check", reports=True),
     Command("drift", "compare the database with MIGRATE_METADATA as `alembic check` does: exit 0 when they agree, "
-            "10 when they differ", "drift:drift", prepare="drift:prepare"),
+            "10 when they differ", "drift:drift", prepare="drift:prepare", reports=True),
     Command("test", "upgrade each revision above the database's, downgrade it and upgrade it again, comparing the "
             "schemas: exit 1 naming a revision whose downgrade does not undo its upgrade (needs "
             "MIGRATE_ALLOW_DOWNGRADE=true; a throwaway database, empty to test every revision)",
-            "round_trip:round_trips", takes_lock=True, refuse="round_trip:refuse", prepare="migrate:prepare"),
+            "round_trip:round_trips", takes_lock=True, refuse="round_trip:refuse", prepare="migrate:prepare",
+            reports=True),
     Command("current", "print the database's current revision", "inspect:current", answers_on_stdout=True),
     Command("heads", "print the head revisions of the versions directory", "heads:heads", connects=False,
-            answers_on_stdout=True),
+            answers_on_stdout=True, reports=True),
     Command("history", "print the revision history", "history:history", connects=False, answers_on_stdout=True),
     Command("wait", "only wait until the database accepts a login", "wait:wait", reads_files=False),
     Command("ready", "wait, read-only and without a lock, until the database is at the heads (or MIGRATE_TARGET): "
@@ -88,7 +90,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("lint", "check each revision's offline SQL for risky DDL ([FROM:]TO, default: every revision; "
             "MIGRATE_LINT_SINCE=REV: the revisions after REV): exit 11 on an error-level finding, printed as "
             "file:line", "lint:lint", Argument("sql_range", "[FROM:]TO"), connects=False, answers_on_stdout=True,
-            refuse="lint:refuse"),
+            refuse="lint:refuse", reports=True),
     Command("downgrade", "downgrade to TARGET (needs MIGRATE_ALLOW_DOWNGRADE=true)", "migrate:downgrade",
             Argument("target", "TARGET", optional=False), takes_lock=True, refuse="migrate:refuse_downgrade",
             prepare="migrate:prepare"),
@@ -111,6 +113,7 @@ class Result:
     expected: tuple[str, ...] | None = None
     applied: int = 0
     findings: list[Finding] = field(default_factory=list)  # for the CI reports (warnings of a passing run, ...)
+    heads: tuple[str, ...] | None = None  # for the CI reports: the heads an offline command found (`heads`)
 
 
 @dataclass
@@ -147,6 +150,19 @@ class Context:
             await self.session.abandon()
         else:
             await self.session.rollback_quietly()
+
+
+def report_revisions(context: Context, current: tuple[str, ...]) -> None:
+    """Tell the supervisor, for the CI reports, where the database is and which revisions are pending above it."""
+    from .. import alembic_env
+    from ..report import Revisions
+
+    project = context.project
+    assert project is not None
+    pending = [] if alembic_env.check_revisions(project, "heads", current) else \
+        alembic_env.steps_to(project, "heads", current, downgrade=False)
+    context.reporter.send(Revisions(current=tuple(sorted(current)), heads=tuple(sorted(project.heads())),
+                                    pending=tuple((rev, project.script.get_revision(rev).path) for rev in pending)))
 
 
 def revs(revisions: Any) -> str:

@@ -11,7 +11,7 @@ from ..guards import RevisionEscaped, StatementWatchdog, guarded
 from ..logs import get_logger
 from ..session import OWN_STATEMENT_BOUND
 from ..users_env import run_users_env
-from . import Context, Result, revs
+from . import Context, Result, report_revisions, revs
 
 
 def prepare(project: Project) -> None:
@@ -26,6 +26,7 @@ async def drift(context: Context) -> Result:
     session, project, settings = context.session, context.project, context.settings
     assert session is not None and session.connection is not None and project is not None
     current = await session.current_revisions(before_lock=True)
+    report_revisions(context, current)
     unknown = alembic_env.check_revisions(project, "heads", current)
     if unknown:
         # MIGRATE_ON_UNKNOWN_REVISION=ignore does not apply: these files did not make this schema.

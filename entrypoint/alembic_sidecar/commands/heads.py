@@ -8,4 +8,5 @@ from . import Context, Result
 async def heads(context: Context) -> Result:
     assert context.project is not None
     # Through Alembic, not the fast scan: a broken revision file must fail here as it would on upgrade.
-    return Result("heads listed", sorted(context.project.script.get_heads()))
+    heads = sorted(context.project.script.get_heads())
+    return Result("heads listed", heads, heads=tuple(heads))  # the CI reports' `heads` output (a pull request's base)

@@ -6,7 +6,7 @@ from .. import alembic_env
 from ..alembic_env import Project
 from ..errors import PendingRevisions
 from ..logs import get_logger
-from . import Context, Result, revs
+from . import Context, Result, applied, report_revisions, revs
 
 
 def prepare_check(project: Project) -> None:
@@ -24,8 +24,10 @@ async def check(context: Context) -> Result:
     project = context.project
     assert context.session is not None and project is not None
     found = await context.session.current_revisions(before_lock=True)
+    report_revisions(context, found)
     heads = project.heads()
     if set(found) == set(heads):
+        await applied.verify(context, found)
         get_logger().info("database_at_heads", revision=revs(found))
         return Result(f"database at the heads ({revs(found)})")
     unknown = alembic_env.check_revisions(project, "heads", found)
@@ -34,5 +36,6 @@ async def check(context: Context) -> Result:
             get_logger().warning("database_ahead", unknown_revisions=unknown)
             return Result(f"database at {revs(unknown)}, ahead of these revisions (ignored)")
         raise alembic_env.unknown_revision_error(unknown)
+    await applied.verify(context, found)
     raise PendingRevisions(f"database at {revs(found)}, revision files at {revs(heads)}",
                            hint="run `alembic-sidecar upgrade`")

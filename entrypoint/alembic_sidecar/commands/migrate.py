@@ -14,8 +14,11 @@ from ..logs import get_logger
 from ..report import Plan, Step, Steps
 from ..settings import Settings
 from ..users_env import run_users_env
-from . import Context, Result, revs
+from . import Context, Result, report_revisions, revs
+from .applied import Adoption, recorder, settle, settle_at_rest
 from .migration_failure import CANCEL_MARGIN, migration_failure
+
+AHEAD = "ahead"
 
 
 def refuse_upgrade(settings: Settings) -> None:
@@ -47,30 +50,43 @@ async def _migrate(context: Context, *, downgrade: bool) -> Result:
     assert session is not None and project is not None
     destination = context.settings.target
     current = await session.current_revisions(before_lock=True)
+    if not downgrade:
+        report_revisions(context, current)
     finished = _nothing_to_do(context, destination, current, downgrade)
     if finished is not None:
-        return finished
+        return await _settled(context, finished, current, locked=False)
     await session.acquire_lock()
     # Another replica may have migrated while we waited for the lock.
     current = await session.current_revisions()
+    if not downgrade:
+        report_revisions(context, current)
     finished = _nothing_to_do(context, destination, current, downgrade)
     if finished is not None:
-        return finished
+        return await _settled(context, finished, current, locked=True)
+    # Before anything is applied: the history compared (MIGRATE_VERIFY_HISTORY=strict: exit 12 on a change).
+    findings, adoption = await settle(context, current)
     await session.set_migration_settings(project.bundled)
     context.reporter.send(Plan(heads=tuple(sorted(project.heads())) if _to_heads(destination, downgrade) else None,
                                targets=None if downgrade else _named_targets(project, destination), before=current))
     applied: list[AppliedStep] = []
-    expected = await _run_with_retries(context, destination, downgrade, current, applied)
+    expected = await _run_with_retries(context, destination, downgrade, current, applied, adoption)
     if project.bundled and context.settings.transaction_per_migration:
         await session.make_durable()
     # Alembic's on_version_apply hook heard every step, in the bundled env.py and in a user's alike; a revision
     # retried after a rollback counts once.
     count = len({step.revision for step in applied})
-    return Result("migrated", before=current, expected=expected, applied=count)
+    return Result("migrated", before=current, expected=expected, applied=count, findings=findings)
+
+
+async def _settled(context: Context, finished: Result, current: tuple[str, ...], *, locked: bool) -> Result:
+    """Nothing to apply: the history is still adopted and compared, unless the database is ahead of the files."""
+    if finished.summary != AHEAD:
+        finished.findings = await settle_at_rest(context, current, locked=locked)
+    return finished
 
 
 async def _run_with_retries(context: Context, destination: str, downgrade: bool, current: tuple[str, ...],
-                            applied: list[AppliedStep]) -> tuple[str, ...]:
+                            applied: list[AppliedStep], adoption: Adoption | None) -> tuple[str, ...]:
     """Run Alembic; a revision that hit the DDL lock timeout is rolled back and retried where DDL is
     transactional, up to MIGRATE_DDL_LOCK_RETRIES times with jittered backoff."""
     assert context.session is not None and context.project is not None
@@ -78,7 +94,7 @@ async def _run_with_retries(context: Context, destination: str, downgrade: bool,
     attempt = 0
     while True:
         try:
-            return await _run_alembic(context, destination, downgrade, current, applied)
+            return await _run_alembic(context, destination, downgrade, current, applied, adoption)
         except TransientFault as fault:
             if fault.fault is not Fault.LOCK_TIMEOUT or attempt >= retries or not context.project.bundled:
                 raise
@@ -91,7 +107,7 @@ async def _run_with_retries(context: Context, destination: str, downgrade: bool,
 
 
 async def _run_alembic(context: Context, destination: str, downgrade: bool, current: tuple[str, ...],
-                       applied: list[AppliedStep]) -> tuple[str, ...]:
+                       applied: list[AppliedStep], adoption: Adoption | None) -> tuple[str, ...]:
     session, project, settings = context.session, context.project, context.settings
     assert session is not None and session.connection is not None and session.engine is not None
     assert project is not None
@@ -106,7 +122,7 @@ async def _run_alembic(context: Context, destination: str, downgrade: bool, curr
         context.recorded = tuple(sorted(heads))
         log.info("revision_applied" if step.upgrade else "revision_reverted", revision=step.revision,
                  description=step.description, duration_ms=step.duration_ms)
-        context.reporter.send(Step(revision=step.revision, heads=tuple(heads)))
+        context.reporter.send(Step(revision=step.revision, heads=tuple(heads), duration_ms=step.duration_ms))
 
     def on_plan(paths: list[tuple[str, str]], table: str, schema: str | None) -> None:
         context.reporter.send(Steps(steps=tuple((revision, path) for revision, path in paths), table=table,
@@ -116,6 +132,7 @@ async def _run_alembic(context: Context, destination: str, downgrade: bool, curr
                "version_table": settings.version_table, "version_table_schema": settings.version_table_schema}
     if context.endpoint is not None:
         options.update(context.database.alembic_options())
+    on_start, on_record = recorder(context, adoption) or (None, None)
     statement_bound = settings.statement_timeout + CANCEL_MARGIN if settings.statement_timeout is not None else None
     connection = session.connection
     context.migrating = True
@@ -125,14 +142,16 @@ async def _run_alembic(context: Context, destination: str, downgrade: bool, curr
             with StatementWatchdog(session.engine, context.database, statement_bound, context.on_watchdog):
                 await connection.run_sync(lambda sync_connection: guarded(
                     alembic_env.migrate, project, sync_connection, destination, downgrade=downgrade,
-                    configure_options=options, on_step=on_step, on_plan=on_plan))
+                    configure_options=options, on_step=on_step, on_plan=on_plan, on_start=on_start,
+                    on_record=on_record))
         else:
             loop = asyncio.get_running_loop()
 
             def migrate() -> None:
                 guarded(alembic_env.migrate, project, None, destination, downgrade=downgrade,
                         on_step=lambda step, heads: loop.call_soon_threadsafe(on_step, step, heads),
-                        on_plan=lambda *plan: loop.call_soon_threadsafe(on_plan, *plan))
+                        on_plan=lambda *plan: loop.call_soon_threadsafe(on_plan, *plan), on_start=on_start,
+                        on_record=on_record)
 
             await run_users_env(context, migrate)
     except (SidecarError, Signalled, asyncio.CancelledError):
@@ -159,7 +178,7 @@ def _nothing_to_do(context: Context, destination: str, current: tuple[str, ...],
             raise alembic_env.unknown_revision_error(unknown)
         get_logger().warning("database_ahead", unknown_revisions=unknown,
                              hint="the database carries revisions this image does not know; nothing was changed")
-        return Result("ahead", before=current, expected=current)
+        return Result(AHEAD, before=current, expected=current)
     if alembic_env.steps_to(project, destination, current, downgrade=downgrade):
         return None
     # Alembic has nothing to run: the database is at the target, or an upgrade's target lies below it.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from sqlalchemy.exc import DBAPIError
 
 from .. import alembic_env, logs
@@ -9,6 +11,7 @@ from ..alembic_env import Project
 from ..errors import MigrationFailed, SidecarError
 from ..failures import TRANSIENT, Fault, describe
 from ..fault_errors import Phase, fault_error
+from ..findings import ERROR, Finding
 from ..guards import RevisionEscaped
 from ..users_env import env_py_failed
 from . import Context, revs
@@ -93,7 +96,22 @@ def migration_failure(context: Context, exc: BaseException) -> SidecarError:
         hint = f"{state}; the failed revision was rolled back; raise MIGRATE_STATEMENT_TIMEOUT or fix it"
     else:
         hint = f"{state}; the failed revision was rolled back; fix it and rerun"
-    return MigrationFailed(f"{where} failed: {reason}", hint=hint, fault=fault)
+    error = MigrationFailed(f"{where} failed: {reason}", hint=hint, fault=fault)
+    error.findings = _failed_revision(project, original, error.message)
+    return error
+
+
+def _failed_revision(project: Project, exc: BaseException, message: str) -> tuple[Finding, ...]:
+    """The CI reports' finding for a revision that raised: on its file, at the line of its code that raised."""
+    for directory in project.versions_dirs:
+        found = alembic_env.revisions.frame_in_traceback(exc, directory)
+        if found:
+            path = os.path.abspath(found[0])
+            revision = next((script.revision for script in project.script.walk_revisions()
+                             if script.path and os.path.abspath(script.path) == path), None)
+            return (Finding("migration-failed", ERROR, message, "fix the revision and rerun", revision, found[0],
+                            found[1] or None),)
+    return ()
 
 
 def revisions_file(exc: BaseException, project: Project) -> str | None:

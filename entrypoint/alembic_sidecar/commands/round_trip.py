@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 from .. import alembic_env, drift as drifts
 from ..alembic_env import AppliedStep
 from ..errors import ConfigurationError, MigrationFailed, SidecarError, Signalled
+from ..findings import ERROR, Finding
 from ..guards import RevisionEscaped, StatementWatchdog, guarded
 from ..logs import get_logger
-from ..report import Plan, Step, Steps
+from ..report import Plan, RoundTripped, Step, Steps
 from ..session import OWN_STATEMENT_BOUND
 from ..settings import Settings
-from . import Context, Result, revs
+from . import Context, Result, report_revisions, revs
 from .migration_failure import CANCEL_MARGIN, migration_failure
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ async def round_trips(context: Context) -> Result:
     await session.acquire_lock()
     current = await session.current_revisions()
     await _known(context, current)
+    report_revisions(context, current)
     tested = alembic_env.steps_to(project, "heads", current, downgrade=False)
     await session.set_migration_settings(True)
     context.reporter.send(Plan(heads=None, targets=None, before=current))
@@ -83,6 +85,21 @@ async def _known(context: Context, current: tuple[str, ...]) -> None:
 async def _round_trip(context: Context, revision: str, heads: tuple[str, ...]) -> tuple[str, ...]:
     """Upgrade to ``revision``, downgrade it, upgrade again; return the heads after it."""
     durations: dict[str, int] = {}
+    try:
+        return await _round_trip_steps(context, revision, heads, durations)
+    except SidecarError as error:
+        if isinstance(error, MigrationFailed):
+            # On the line of the revision's code that raised, where a step raised; else on its file.
+            assert context.project is not None
+            raised = error.findings[0] if error.findings else None
+            path = raised.path if raised else context.project.script.get_revision(revision).path
+            error.findings = (Finding("round-trip", ERROR, error.message, error.hint or "", revision, path,
+                                      raised.line if raised else None),)
+        raise
+
+
+async def _round_trip_steps(context: Context, revision: str, heads: tuple[str, ...],
+                            durations: dict[str, int]) -> tuple[str, ...]:
     before = await _snapshot(context)
     heads = await _step(context, revision, revision, heads, UPGRADE, durations)
     after = await _snapshot(context)
@@ -91,6 +108,7 @@ async def _round_trip(context: Context, revision: str, heads: tuple[str, ...]) -
     heads = await _step(context, revision, revision, heads, UPGRADE_AGAIN, durations)
     await _same(context, revision, UPGRADE_AGAIN, after, durations)
     get_logger().info("round_trip", revision=revision, ok=True, **_in_ms(durations))
+    context.reporter.send(RoundTripped(revision, sum(durations.values())))
     return heads
 
 

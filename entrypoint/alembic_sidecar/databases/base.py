@@ -111,17 +111,29 @@ class Driver:
 
     # -- reading versions --------------------------------------------------------------------------------------------
 
+    async def read_table(self, connection: Any, table: str, schema: str | None,
+                         columns: Sequence[str]) -> list[tuple[Any, ...]] | None:
+        """``columns`` of every row of a table of ours on a bare connection; None when the table does not exist."""
+        raise NotImplementedError
+
     async def read_versions(self, connection: Any, table: str, schema: str | None = None) -> tuple[str, ...]:
         """The version table's rows on a bare connection; a missing table reads as empty."""
-        raise NotImplementedError
+        rows = await self.read_table(connection, table, schema, ("version_num",))
+        return tuple(sorted(row[0] for row in rows or ()))
 
     async def read_versions_now(self, endpoint: Endpoint, table: str, schema: str | None,
                                 timeout: float) -> tuple[str, ...]:
         """One login, one read, close, all within ``timeout``: the fast path's answer and the parent's proof."""
+        (rows,) = await self.read_tables_now(endpoint, [(table, schema, ("version_num",))], timeout)
+        return tuple(sorted(row[0] for row in rows or ()))
+
+    async def read_tables_now(self, endpoint: Endpoint, reads: Sequence[tuple[str, str | None, Sequence[str]]],
+                              timeout: float) -> list[list[tuple[Any, ...]] | None]:
+        """One login, a read of each (table, schema, columns), close, all within ``timeout``."""
         async with asyncio.timeout(timeout):
             connection = await self.connect(endpoint, timeout)
             try:
-                return await self.read_versions(connection, table, schema)
+                return [await self.read_table(connection, *read) for read in reads]
             finally:
                 await self.close(connection)
 

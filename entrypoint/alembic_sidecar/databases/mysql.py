@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import ssl
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import tls
@@ -121,16 +122,18 @@ async def connect(endpoint: Endpoint, timeout: float) -> Any:
     return connection
 
 
-async def read_versions(connection: Any, table: str, schema: str | None = None) -> tuple[str, ...]:
+async def read_table(connection: Any, table: str, schema: str | None,
+                     columns: Sequence[str]) -> list[tuple[Any, ...]] | None:
     name = (quote_identifier(schema, "`") + "." if schema else "") + quote_identifier(table, "`")
+    listed = ", ".join(quote_identifier(column, "`") for column in columns)
     async with connection.cursor() as cursor:
         try:
-            await cursor.execute(f"SELECT version_num FROM {name}")
+            await cursor.execute(f"SELECT {listed} FROM {name}")
         except Exception as exc:
             if mysql_errno(exc) == NO_SUCH_TABLE:
-                return ()  # no revision applied yet, as on the other databases
+                return None  # no revision applied yet, as on the other databases
             raise
-        return tuple(sorted(row[0] for row in await cursor.fetchall()))
+        return [tuple(row) for row in await cursor.fetchall()]
 
 
 async def close(connection: Any) -> None:
@@ -232,7 +235,7 @@ class MySQL(Driver):
     settle_tls = staticmethod(settle_tls)
     connect = staticmethod(connect)
     close = staticmethod(close)
-    read_versions = staticmethod(read_versions)
+    read_table = staticmethod(read_table)
     prepare_session = staticmethod(prepare_session)
     migration_settings = staticmethod(migration_settings)
     users_session_settings = staticmethod(users_session_settings)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import ssl
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -141,12 +142,14 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-async def read_versions(connection: Any, table: str, schema: str | None = None) -> tuple[str, ...]:
+async def read_table(connection: Any, table: str, schema: str | None,
+                     columns: Sequence[str]) -> list[tuple[Any, ...]] | None:
     name = (quote_identifier(schema) + "." if schema else "") + quote_identifier(table)
     # Asking first keeps "relation does not exist" out of the server log on a fresh database.
     if await connection.fetchval("SELECT to_regclass($1)", name) is None:
-        return ()
-    return tuple(sorted(row[0] for row in await connection.fetch(f"SELECT version_num FROM {name}")))
+        return None
+    listed = ", ".join(map(quote_identifier, columns))
+    return [tuple(row) for row in await connection.fetch(f"SELECT {listed} FROM {name}")]
 
 
 async def close(connection: Any) -> None:
@@ -404,7 +407,7 @@ class PostgreSQL(Driver):
     settle_tls = staticmethod(settle_tls)
     connect = staticmethod(connect)
     close = staticmethod(close)
-    read_versions = staticmethod(read_versions)
+    read_table = staticmethod(read_table)
     configure_engine = staticmethod(configure_engine)
     prepare_session = staticmethod(prepare_session)
     rule_out_pooler = staticmethod(rule_out_pooler)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..failures import Fault, causes
@@ -41,27 +42,34 @@ async def connect(endpoint: Endpoint, timeout: float) -> Any:
     return await aiosqlite.connect(endpoint.database or ":memory:", timeout=timeout)
 
 
-def read_versions_now(path: str, table: str, timeout: float, schema: str | None = None) -> tuple[str, ...]:
-    """Read-only, so that a missing file is not created here."""
+_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+
+
+def _select(table: str, columns: Sequence[str]) -> str:
+    return f"SELECT {', '.join(map(quote_identifier, columns))} FROM {quote_identifier(table)}"
+
+
+def read_tables_now(path: str, reads: Sequence[tuple[str, str | None, Sequence[str]]],
+                    timeout: float) -> list[list[tuple[Any, ...]] | None]:
+    """Read-only, so that a missing file is not created here: it holds no table yet."""
+    if not os.path.exists(path):
+        return [None for _ in reads]
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
     try:
-        exists = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                                    (table,)).fetchone()
-        if not exists:
-            return ()
-        return tuple(sorted(row[0] for row in connection.execute(
-            f"SELECT version_num FROM {quote_identifier(table)}")))
+        return [[tuple(row) for row in connection.execute(_select(table, columns))]
+                if connection.execute(_EXISTS, (table,)).fetchone() else None
+                for table, _schema, columns in reads]
     finally:
         connection.close()
 
 
-async def read_versions(connection: Any, table: str, schema: str | None = None) -> tuple[str, ...]:
-    async with connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                                  (table,)) as cursor:
+async def read_table(connection: Any, table: str, schema: str | None,
+                     columns: Sequence[str]) -> list[tuple[Any, ...]] | None:
+    async with connection.execute(_EXISTS, (table,)) as cursor:
         if await cursor.fetchone() is None:
-            return ()
-    async with connection.execute(f"SELECT version_num FROM {quote_identifier(table)}") as cursor:
-        return tuple(sorted(row[0] for row in await cursor.fetchall()))
+            return None
+    async with connection.execute(_select(table, columns)) as cursor:
+        return [tuple(row) for row in await cursor.fetchall()]
 
 
 def migration_settings(settings: Settings, *, is_mariadb: bool, bundled: bool) -> list[str]:
@@ -132,7 +140,7 @@ class SQLite(Driver):
     transactional_ddl = True  # once configure_engine emits BEGIN itself
 
     connect = staticmethod(connect)
-    read_versions = staticmethod(read_versions)
+    read_table = staticmethod(read_table)
     configure_engine = staticmethod(configure_engine)
     migration_settings = staticmethod(migration_settings)
     lock = staticmethod(lock)
@@ -141,11 +149,11 @@ class SQLite(Driver):
     def alembic_options(self) -> dict[str, Any]:
         return {"transactional_ddl": True}  # the engine emits BEGIN itself (configure_engine)
 
-    async def read_versions_now(self, endpoint: Endpoint, table: str, schema: str | None,
-                                timeout: float) -> tuple[str, ...]:
+    async def read_tables_now(self, endpoint: Endpoint, reads: Sequence[tuple[str, str | None, Sequence[str]]],
+                              timeout: float) -> list[list[tuple[Any, ...]] | None]:
         if not endpoint.database or endpoint.database == ":memory:":
             raise NothingOutside()
-        return read_versions_now(endpoint.database, table, timeout, schema)
+        return read_tables_now(endpoint.database, reads, timeout)
 
 
 DRIVER = SQLite()

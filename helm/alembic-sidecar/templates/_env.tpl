@@ -46,6 +46,7 @@
 - {name: MIGRATE_READY_TIMEOUT, value: {{ include "alembic-sidecar.seconds" .Values.ready.timeout | quote }}}
 {{- end }}
 - {name: MIGRATE_ON_UNKNOWN_REVISION, value: {{ $m.onUnknownRevision | quote }}}
+- {name: MIGRATE_VERIFY_HISTORY, value: {{ $m.verifyHistory | quote }}}
 - {name: MIGRATE_LOG_FORMAT, value: {{ .Values.logFormat | quote }}}
 - {name: MIGRATE_LOG_LEVEL, value: {{ .Values.logLevel | quote }}}
 {{- include "alembic-sidecar.fleetEnv" . }}
