@@ -201,7 +201,7 @@ def test_without_continue_on_error_a_failure_starts_no_new_target(kind, fleet_of
     assert (summary["migrated"], summary["failed"], summary["not_started"], summary["stopped"]) == (1, 1, 2, "failure")
     assert [member.revisions() for member in fleet.members] == [[revisions.head], [], [], []]
     assert "2 not started" in sidecar.termination_log.read_text()
-    # The sample that --help and the README show has the fields of the real events.
+    # The sample that --help and docs/operations.md show has the fields of the real events.
     sample_failed, sample_summary = (json.loads(line) for line in FLEET_SAMPLE.splitlines())
     assert set(done_events(result)[2]) == set(sample_failed)
     assert set(summary) == set(sample_summary)

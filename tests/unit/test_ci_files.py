@@ -120,8 +120,8 @@ def test_every_variable_the_action_sets_is_a_setting_and_every_value_an_input():
     assert used == set(action["inputs"])
 
 
-def test_the_readmes_gitlab_pipeline_is_valid_and_includes_the_template(tmp_path):
-    blocks = re.findall(r"```yaml\n(include:.*?)```", (REPO / "README.md").read_text(), re.S)
+def test_the_ci_pages_gitlab_pipeline_is_valid_and_includes_the_template(tmp_path):
+    blocks = re.findall(r"```yaml\n(include:.*?)```", (REPO / "docs" / "ci.md").read_text(), re.S)
     assert len(blocks) == 1
     pipeline = yaml.safe_load(blocks[0])
     assert {include["remote"].rsplit("/", 3)[-3:] == ["ci", "gitlab", GITLAB_TEMPLATE.name]

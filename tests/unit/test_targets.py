@@ -111,9 +111,9 @@ def test_a_failure_that_needs_a_person_outranks_an_interruption_which_outranks_w
     assert max(FLEET_ORDER.index(code) for code in (1, 2, 5, 6, 7)) < FLEET_ORDER.index(143)
 
 
-def test_the_readme_and_help_show_the_fleet_events_sample(repo_root):
+def test_the_operations_page_and_help_show_the_fleet_events_sample(repo_root):
     from alembic_sidecar.settings import FLEET_SAMPLE, build_parser
 
-    readme, shown = (repo_root / "README.md").read_text(), build_parser().format_help()
+    page, shown = (repo_root / "docs" / "operations.md").read_text(), build_parser().format_help()
     for line in FLEET_SAMPLE.splitlines():
-        assert line in readme and line in shown
+        assert line in page and line in shown
