@@ -14,7 +14,8 @@ async def history(context: Context) -> Result:
     scripts = list(context.project.script.walk_revisions())
     lines = [script.cmd_format(verbose=False) for script in scripts]
     settings = context.settings
-    if settings.database_url is None and settings.db_driver is None:
+    # DB_DRIVER alone names only the SQL dialect (as `sql` and `lint` use it): no database to read.
+    if settings.database_url is None and not (settings.db_driver and (settings.db_host or settings.db_name)):
         return Result("history listed", lines)
     applied, records = await _read(context)
     for index, script in enumerate(scripts):
@@ -47,6 +48,8 @@ async def _read(context: Context) -> tuple[set[str], dict[str, tuple[Any, Any]]]
     endpoint = endpoints.from_settings(settings)
     driver = databases.driver_for(endpoint.backend)
     schema = settings.version_table_schema
+    if not driver.exists(endpoint):  # a database file not created yet: nothing applied
+        return set(), {}
     reads = [(settings.version_table, schema, ("version_num",)),
              (settings.history_table, schema, ("revision", "applied_at", "adopted"))]
     try:

@@ -127,6 +127,11 @@ class Driver:
         (rows,) = await self.read_tables_now(endpoint, [(table, schema, ("version_num",))], timeout)
         return tuple(sorted(row[0] for row in rows or ()))
 
+    def exists(self, endpoint: Endpoint) -> bool:
+        """Whether the database is there at all: a file not created yet is not (a read would be an error, where
+        `history` means "nothing applied"). A server's database is taken to be there; a login says otherwise."""
+        return True
+
     async def read_tables_now(self, endpoint: Endpoint, reads: Sequence[tuple[str, str | None, Sequence[str]]],
                               timeout: float) -> list[list[tuple[Any, ...]] | None]:
         """One login, a read of each (table, schema, columns), close, all within ``timeout``."""

@@ -51,9 +51,7 @@ def _select(table: str, columns: Sequence[str]) -> str:
 
 def read_tables_now(path: str, reads: Sequence[tuple[str, str | None, Sequence[str]]],
                     timeout: float) -> list[list[tuple[Any, ...]] | None]:
-    """Read-only, so that a missing file is not created here: it holds no table yet."""
-    if not os.path.exists(path):
-        return [None for _ in reads]
+    """Read-only, so that a missing file is not created here."""
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
     try:
         return [[tuple(row) for row in connection.execute(_select(table, columns))]
@@ -148,6 +146,9 @@ class SQLite(Driver):
 
     def alembic_options(self) -> dict[str, Any]:
         return {"transactional_ddl": True}  # the engine emits BEGIN itself (configure_engine)
+
+    def exists(self, endpoint: Endpoint) -> bool:
+        return not endpoint.database or endpoint.database == ":memory:" or os.path.exists(endpoint.database)
 
     async def read_tables_now(self, endpoint: Endpoint, reads: Sequence[tuple[str, str | None, Sequence[str]]],
                               timeout: float) -> list[list[tuple[Any, ...]] | None]:
