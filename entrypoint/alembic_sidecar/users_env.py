@@ -77,9 +77,17 @@ class UsersEnv:
 
                     asyncio.run(greenlet_spawn(run_env))
             except BaseException as exc:  # handed to the event loop, which raises it
-                loop.call_soon_threadsafe(finish, exc)
+                hand_over(exc)
             else:
-                loop.call_soon_threadsafe(finish, None)
+                hand_over(None)
+
+        def hand_over(error: BaseException | None) -> None:
+            try:
+                loop.call_soon_threadsafe(finish, error)
+            except RuntimeError:
+                # The loop has closed: a signal ended the run while env.py's statement was being cut short, and no
+                # one waits for this thread. Raising here would print a traceback as the process exits.
+                pass
 
         assert session.connection is not None
         is_mariadb = bool(getattr(session.connection.dialect, "is_mariadb", False))
